@@ -101,3 +101,47 @@ def test_localization_accumulator():
     # All three maps equal: every gamma triple sums to 1 and gives the same map.
     assert sweep[(0.1, 0.2, 0.7)] == pytest.approx(0.75)
     assert len(sweep) == 9
+
+
+def test_report_writes_json_markdown_and_pictures(tmp_path):
+    import json
+
+    import cv2
+
+    from ffseg import report
+
+    rng = np.random.default_rng(0)
+    labels = np.array([0, 1] * 10)
+    scores = np.clip(labels * 0.5 + rng.uniform(0, 0.5, 20), 0, 1)
+    loc = evaluation.LocalizationAccumulator()
+    maps = rng.uniform(0, 1, (20, 16, 16)).astype(np.float32)
+    masks = np.zeros((20, 16, 16), np.float32)
+    masks[labels == 1, :8] = 1
+    loc.update(maps, masks, labels, semantic_maps=[maps] * 3)
+    results = {
+        "dataset": "ffpp/sample/1.0.0",
+        "split": "test",
+        "model": "/m",
+        "frame_level": evaluation.detection_metrics(labels, scores),
+        "video_level": evaluation.detection_metrics([0, 1], [0.2, 0.9]),
+        "per_method_accuracy": evaluation.per_method_accuracy(labels, scores, ["real", "Deepfakes"]),
+        "localization": loc.result(),
+        "roc": {"frame": (np.array([0, 0.5, 1]), np.array([0, 0.9, 1]))},
+        "grid": [
+            {"image": np.full((299, 299, 3), 90, np.uint8), "mask": masks[1],
+             "map": maps[1], "score": 0.7, "label": 1},
+            {"image": np.full((299, 299, 3), 30, np.uint8), "mask": None, "map": maps[0],
+             "score": 0.1, "label": 0},
+        ],
+    }
+    paths = report.write(results, str(tmp_path / "eval"))
+    data = json.loads(open(paths["json"]).read())  # strict JSON: NaN became null
+    assert data["frame_level"]["auc"] == pytest.approx(results["frame_level"]["auc"])
+    assert data["video_level"]["eer"] == 0.0
+    assert "grid" not in data and "roc" not in data
+    text = open(paths["markdown"]).read()
+    assert "| frame level | 20 |" in text and "Table VI" in text and "0.1 | 0.2 | 0.7" in text
+    roc = cv2.imread(paths["roc"])
+    grid = cv2.imread(paths["grid"])
+    assert roc is not None and roc.shape[0] > 100
+    assert grid.shape == (256, 384, 3)
