@@ -91,6 +91,7 @@ def make_dataset(
     with_metadata: bool = False,
     take: int | None = None,
     skip: int = 0,
+    shard_by_files: bool = True,
 ) -> tf.data.Dataset:
     """Batched `(image, targets)` pairs from one split of a prepared builder.
 
@@ -106,6 +107,9 @@ def make_dataset(
         take: use only the first `take` examples of the split.
         skip: examples of the (shuffled, repeated) stream to pass over first,
             to resume a training run where it stopped.
+        shard_by_files: under multi-worker training, give each worker its
+            own files (AUTO); False shards by example (DATA), needed when the
+            split has fewer files than workers.
     """
     read_config = None
     if deterministic:
@@ -145,5 +149,7 @@ def make_dataset(
     ds = ds.batch(batch_size, drop_remainder=training)
     options = tf.data.Options()
     options.deterministic = bool(deterministic) or not training
+    if not shard_by_files:
+        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     ds = ds.with_options(options)
     return ds.prefetch(tf.data.AUTOTUNE)

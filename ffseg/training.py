@@ -60,6 +60,13 @@ def _is_multi_worker(strategy) -> bool:
     return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
 
 
+def _num_workers(strategy) -> int:
+    if not _is_multi_worker(strategy):
+        return 1
+    cluster = strategy.cluster_resolver.cluster_spec().as_dict()
+    return len(cluster.get("chief", [])) + len(cluster.get("worker", []))
+
+
 def _vector_logs(step_fn):
     """Wraps a train/test step so its scalar logs are shape [1].
 
@@ -136,8 +143,11 @@ def _worker_dir(model_dir: str, chief: bool, name: str) -> str:
     return tempfile.mkdtemp(prefix=f"ffseg-{name}-")
 
 
-def train(config: ExperimentConfig, model_dir: str, *, verbose="auto") -> dict:
-    """Runs the experiment; returns paths of what it wrote and the final logs."""
+def train(config: ExperimentConfig, model_dir: str, *, verbose="auto", callbacks=()) -> dict:
+    """Runs the experiment; returns paths of what it wrote and the final logs.
+
+    `callbacks` are added to each step's `fit` (after the built-in ones).
+    """
     strategy = get_strategy()
     chief = is_chief(strategy)
     os.makedirs(model_dir, exist_ok=True)
@@ -160,6 +170,8 @@ def train(config: ExperimentConfig, model_dir: str, *, verbose="auto") -> dict:
     batch = config.train.batch_size
     steps_per_epoch = _steps(builder, train_split, batch, config.train.steps_per_epoch, training=True)
     val_take = config.data.max_validation_examples
+    workers = _num_workers(strategy)
+    splits = builder.info.splits
     dataset_kwargs = dict(
         image_size=config.model.image_size,
         batch_size=batch,
@@ -167,6 +179,7 @@ def train(config: ExperimentConfig, model_dir: str, *, verbose="auto") -> dict:
         shuffle_buffer=config.data.shuffle_buffer,
         deterministic=config.data.deterministic,
         seed=config.data.seed,
+        shard_by_files=min(splits[train_split].num_shards, splits[val_split].num_shards) >= workers,
     )
     val_ds = data_lib.make_dataset(builder, val_split, training=False, take=val_take, **dataset_kwargs)
     image_batch = next(iter(val_ds.unbatch().batch(config.train.tensorboard_images)))
@@ -206,11 +219,12 @@ def train(config: ExperimentConfig, model_dir: str, *, verbose="auto") -> dict:
             skip=initial_epoch * steps_per_epoch * batch,
             **dataset_kwargs,
         )
-        callbacks = [
+        stage_callbacks = [
             keras.callbacks.BackupAndRestore(backup_dir, save_freq="epoch"),
             keras.callbacks.TensorBoard(os.path.join(out_dir, "logs", stage)),
             MapImages(os.path.join(out_dir, "logs", stage, "maps"), image_batch),
             BestCheckpoint(os.path.join(out_dir, "best.weights.h5"), monitor="val_auc"),
+            *callbacks,
         ]
         history = model.fit(
             train_ds,
@@ -218,7 +232,7 @@ def train(config: ExperimentConfig, model_dir: str, *, verbose="auto") -> dict:
             steps_per_epoch=steps_per_epoch,
             validation_data=val_ds,
             validation_steps=config.train.validation_steps,
-            callbacks=callbacks,
+            callbacks=stage_callbacks,
             verbose=verbose,
         )
         model.save_weights(done_path)
