@@ -1,0 +1,179 @@
+"""Training examples from one video: face crops, aligned masks, noise labels.
+
+This is the per-video step of the FaceForensics++ builder (no TensorFlow):
+sample frames evenly, find the face in each (dlib, 1.3x square box; see
+``ffseg.faces``), crop the frame and its manipulation mask with the *same*
+box, in lockstep (/work/shared/FFPP.md, "Masks"), and compute the noise label
+of the image crop, the wavelet Wiener residual of paper Eq. 4-5
+(``ffseg.noise``), reduced to one channel.
+
+Only the sampled frames (and their binarised masks) are held in memory,
+whatever the length of the video.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from contextlib import contextmanager
+
+import numpy as np
+
+from ffseg import faces, masks, noise, video
+
+__all__ = ["extract_video"]
+
+_default_detector = None
+
+# The clock behind ``timings``; bench/extract.py swaps in time.process_time to
+# measure CPU time on machines shared with other jobs.
+_clock = time.perf_counter
+
+
+def _detector() -> faces.FaceDetector:
+    # dlib deserialises its model on creation (tens of ms): share one default.
+    global _default_detector
+    if _default_detector is None:
+        _default_detector = faces.FaceDetector()
+    return _default_detector
+
+
+@contextmanager
+def _timed(timings, key):
+    if timings is None:
+        yield
+        return
+    start = _clock()
+    try:
+        yield
+    finally:
+        timings[key] = timings.get(key, 0.0) + _clock() - start
+
+
+def extract_video(
+    video_path,
+    mask_path,
+    *,
+    num_frames: int | None,
+    size: int = 299,
+    sigma: float,
+    detector: faces.FaceDetector | None = None,
+    frame_indices=None,
+    scale: float = 1.3,
+    mask_threshold: int | None = None,
+    timings: dict | None = None,
+) -> tuple[list[dict], list[dict]]:
+    """Face crops, masks and noise labels of the sampled frames of one video.
+
+    Args:
+        video_path: the (real or manipulated) video.
+        mask_path: its FF++ mask video, or ``None`` for a real video (all-zero
+            masks).
+        num_frames: frames to sample evenly over the real frame count
+            (``None``: all). Ignored when ``frame_indices`` is given.
+        size: side of the square crops (299 for Xception).
+        sigma: noise standard deviation of the Wiener denoiser, 0..255 units
+            (5 for c23, 10 for c40; FFPP.md "Noise labels").
+        detector: a ``faces.FaceDetector``; default ``FaceDetector()``. Use
+            the same settings at inference.
+        frame_indices: explicit frame indices instead of even sampling;
+            indices past the end of the video are reported as skipped.
+        scale: face box enlargement (1.3 in FF++ and the paper).
+        mask_threshold: passed to ``masks.binary_mask``.
+        timings: optional dict; seconds spent are added under ``"decode"``,
+            ``"mask"`` (mask decoding and thresholding), ``"detect"``,
+            ``"crop"`` and ``"noise"``.
+
+    Returns:
+        ``(examples, skipped)``. Each example is ``{"image": size x size x 3
+        uint8, "mask": size x size x 1 uint8 in {0,1}, "noise": size x size
+        float32, "frame": int, "box": (x0, y0, x1, y1), "detected": bool}``,
+        in frame order; ``detected`` is False where the box was borrowed from
+        the nearest frame with a face. Each skipped frame is ``{"frame": int,
+        "reason": str}``: a frame past the end of the mask video ("mask video
+        has N frames") gets no example, never an all-zero mask.
+
+    Raises:
+        VideoError: the video or mask video is unreadable, empty or truncated,
+            or mask frames are not the size of the video's frames.
+        NoFaceError: no face in any usable sampled frame.
+    """
+    if isinstance(sigma, bool) or not (
+        isinstance(sigma, (int, float, np.floating, np.integer)) and sigma > 0
+    ):
+        raise ValueError(f"sigma must be a positive number, got {sigma!r}")
+    video_path = os.fspath(video_path)
+    detector = detector or _detector()
+    skipped: list[dict] = []
+
+    with _timed(timings, "decode"):
+        if frame_indices is None:
+            indices, frame_list = video.sample_frames(video_path, num_frames)
+            frames = dict(zip((int(i) for i in indices), frame_list))
+            del frame_list
+        else:
+            wanted = np.unique(np.asarray(list(frame_indices), dtype=np.int64))
+            frames, video_count = video.read_frames(video_path, wanted)
+            for index in wanted:
+                if int(index) not in frames:
+                    skipped.append(
+                        {"frame": int(index), "reason": f"video has {video_count} frames"}
+                    )
+    frame_shape = next(iter(frames.values())).shape if frames else None
+
+    if mask_path is None:
+        mask_by_frame = {index: None for index in frames}
+    else:
+        mask_path = os.fspath(mask_path)
+
+        def binarise(index, mask_frame):
+            if mask_frame.shape[:2] != frame_shape[:2]:
+                raise video.VideoError(
+                    mask_path,
+                    f"mask frame {index} is {mask_frame.shape[1]}x{mask_frame.shape[0]} but "
+                    f"the frames of {video_path} are {frame_shape[1]}x{frame_shape[0]}",
+                )
+            return masks.binary_mask(mask_frame, mask_threshold)
+
+        with _timed(timings, "mask"):
+            mask_by_frame, mask_count = (
+                video.read_frames(mask_path, sorted(frames), transform=binarise)
+                if frames
+                else ({}, None)
+            )
+        for index in sorted(frames):
+            if index not in mask_by_frame:
+                skipped.append({"frame": index, "reason": f"mask video has {mask_count} frames"})
+                del frames[index]
+
+    kept = sorted(frames)
+    if not kept:
+        return [], sorted(skipped, key=lambda s: s["frame"])
+
+    with _timed(timings, "detect"):
+        boxes, detected = faces.track_boxes(
+            [frames[i] for i in kept], detector, path=video_path, indices=kept, scale=scale
+        )
+
+    examples = []
+    for index, box, found in zip(kept, boxes, detected):
+        with _timed(timings, "crop"):
+            image = faces.crop(frames.pop(index), box, size)
+            mask = mask_by_frame.pop(index)
+            if mask is None:
+                mask = masks.empty_mask((size, size))
+            else:
+                mask = faces.crop_mask(mask, box, size)
+        with _timed(timings, "noise"):
+            noise_map = noise.to_gray(noise.noise_residual(image, sigma))
+        examples.append(
+            {
+                "image": image,
+                "mask": mask[:, :, None],
+                "noise": noise_map.astype(np.float32, copy=False),
+                "frame": int(index),
+                "box": tuple(int(v) for v in box),
+                "detected": bool(found),
+            }
+        )
+    return examples, sorted(skipped, key=lambda s: s["frame"])

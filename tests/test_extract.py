@@ -1,0 +1,196 @@
+"""Tests for ffseg.extract: face crops, masks in lockstep, noise labels, bad videos."""
+
+import os
+
+import numpy as np
+import pytest
+
+from ffseg import extract, faces, noise, video
+from tests import media
+
+NUM_FRAMES = 24
+
+
+@pytest.fixture(scope="module")
+def detector():
+    return faces.FaceDetector()
+
+
+@pytest.fixture(scope="module")
+def manipulated(tmp_path_factory):
+    """A moving face (h264 QP 23) with its lossy h264 mask video, like FF++ c23."""
+    folder = tmp_path_factory.mktemp("extract")
+    clip = media.face_clip("astronaut", NUM_FRAMES, step=(5, 2.5))
+    video_path = media.write_clip(folder / "000_003.mp4", clip.frames)
+    mask_path = media.write_clip(folder / "masks" / "000_003.mp4", clip.mask_frames())
+    return clip, video_path, mask_path, folder
+
+
+def check_example(example, size=299):
+    assert set(example) == {"image", "mask", "noise", "frame", "box", "detected"}
+    assert example["image"].shape == (size, size, 3) and example["image"].dtype == np.uint8
+    assert example["mask"].shape == (size, size, 1) and example["mask"].dtype == np.uint8
+    assert set(np.unique(example["mask"])) <= {0, 1}
+    assert example["noise"].shape == (size, size) and example["noise"].dtype == np.float32
+    assert isinstance(example["frame"], int) and isinstance(example["detected"], bool)
+    assert len(example["box"]) == 4 and all(isinstance(v, int) for v in example["box"])
+
+
+def test_manipulated_video(manipulated, detector):
+    clip, video_path, mask_path, _ = manipulated
+    examples, skipped = extract.extract_video(
+        video_path, mask_path, num_frames=6, sigma=5, detector=detector
+    )
+    assert skipped == []
+    assert [e["frame"] for e in examples] == video.sample_indices(NUM_FRAMES, 6).tolist()
+    ious = []
+    for example in examples:
+        check_example(example)
+        frame = example["frame"]
+        box = example["box"]
+        assert example["detected"]
+        # The box is the 1.3x square about the face.
+        truth = clip.face_boxes[frame]
+        assert abs((box[0] + box[2]) / 2 - (truth[0] + truth[2]) / 2) < 10
+        assert abs((box[1] + box[3]) / 2 - (truth[1] + truth[3]) / 2) < 12
+        # The mask survives h264, thresholding and the crop: IoU >= 0.95
+        # with the true mask cropped by the same box.
+        expected = faces.crop_mask(clip.masks[frame], box)
+        ious.append(media.iou(example["mask"][:, :, 0], expected))
+        assert ious[-1] >= 0.95
+        # The image is the crop of that very frame.
+        original = faces.crop(clip.frames[frame], box)
+        assert np.abs(example["image"].astype(int) - original).mean() < 4
+        # The noise label is the paper's Eq. 4-5 residual of the crop, in gray.
+        expected_noise = noise.to_gray(noise.noise_residual(example["image"], 5))
+        np.testing.assert_allclose(example["noise"], expected_noise, atol=1e-5)
+    # Measured: ~0.998. A mask one frame late (5 px of motion) scores ~0.90.
+    assert np.mean(ious) >= 0.98
+
+
+def test_masks_stay_aligned_when_the_face_moves(tmp_path, detector):
+    # The face crosses 190 px of the frame; masks must follow it frame by frame.
+    clip = media.face_clip("grace_hopper", 20, start=(20, 40), step=(10, 3))
+    video_path = media.write_clip(tmp_path / "moving.mp4", clip.frames, codec="mp4v", qp=None)
+    mask_path = media.write_clip(tmp_path / "moving_mask.mp4", clip.mask_frames(), qp=30)
+    examples, _ = extract.extract_video(
+        video_path, mask_path, num_frames=8, sigma=10, detector=detector
+    )
+    assert len(examples) == 8
+    first_box = examples[0]["box"]
+    centroids = []
+    for example in examples:
+        truth = faces.crop_mask(clip.masks[example["frame"]], example["box"])
+        assert media.iou(example["mask"][:, :, 0], truth) >= 0.95
+        rows, cols = np.nonzero(example["mask"][:, :, 0])
+        centroids.append((cols.mean(), rows.mean()))
+        if example["frame"] >= 10:
+            # Control: the first frame's box would have missed the mask.
+            stale = faces.crop_mask(clip.masks[example["frame"]], first_box)
+            assert media.iou(example["mask"][:, :, 0], stale) < 0.5
+    # In crop coordinates the face mask stays put (up to dlib's box jitter,
+    # its HOG cells are 8 px) while in the frame it travels ~70 px a sample.
+    assert np.ptp(np.array(centroids), axis=0).max() < 30
+    travelled = [(b[0] + b[2]) / 2 for b in (examples[0]["box"], examples[-1]["box"])]
+    assert travelled[1] - travelled[0] > 150
+
+
+def test_real_video_has_empty_masks(manipulated, detector):
+    clip, video_path, _, _ = manipulated
+    examples, skipped = extract.extract_video(
+        video_path, None, num_frames=4, size=128, sigma=5, detector=detector
+    )
+    assert skipped == [] and len(examples) == 4
+    for example in examples:
+        check_example(example, size=128)
+        assert not example["mask"].any()
+
+
+def test_short_mask_video_frames_are_skipped_not_zeroed(manipulated, tmp_path, detector):
+    clip, video_path, _, _ = manipulated
+    short = media.write_clip(tmp_path / "short_mask.mp4", clip.mask_frames()[:14])
+    examples, skipped = extract.extract_video(
+        video_path, short, num_frames=6, sigma=5, detector=detector
+    )
+    sampled = video.sample_indices(NUM_FRAMES, 6).tolist()
+    assert [e["frame"] for e in examples] == [f for f in sampled if f < 14]
+    assert skipped == [
+        {"frame": f, "reason": "mask video has 14 frames"} for f in sampled if f >= 14
+    ]
+    assert all(e["mask"].any() for e in examples)
+
+
+def test_explicit_frame_indices(manipulated, detector):
+    clip, video_path, mask_path, _ = manipulated
+    examples, skipped = extract.extract_video(
+        video_path, mask_path, num_frames=None, sigma=5, detector=detector,
+        frame_indices=[7, 2, 40],
+    )
+    assert [e["frame"] for e in examples] == [2, 7]
+    assert skipped == [{"frame": 40, "reason": f"video has {NUM_FRAMES} frames"}]
+
+
+def test_frames_without_a_face_borrow_the_nearest_box(tmp_path, detector):
+    clip = media.face_clip("astronaut", 10, step=(4, 2), blank_frames=(0, 1, 6))
+    video_path = media.write_clip(tmp_path / "blank.mp4", clip.frames)
+    mask_path = media.write_clip(tmp_path / "blank_mask.mp4", clip.mask_frames())
+    examples, skipped = extract.extract_video(
+        video_path, mask_path, num_frames=None, sigma=5, detector=detector
+    )
+    assert skipped == [] and len(examples) == 10
+    by_frame = {e["frame"]: e for e in examples}
+    assert [e["detected"] for e in examples] == [i not in (0, 1, 6) for i in range(10)]
+    assert by_frame[0]["box"] == by_frame[1]["box"] == by_frame[2]["box"]
+    assert by_frame[6]["box"] == by_frame[5]["box"]
+    assert not by_frame[0]["mask"].any()  # the face, and its mask, are absent there
+
+
+def test_video_without_faces(tmp_path, detector):
+    path = media.write_clip(tmp_path / "coffee.mp4", media.still_clip(media.coffee(), 6))
+    with pytest.raises(faces.NoFaceError) as info:
+        extract.extract_video(path, None, num_frames=3, sigma=5, detector=detector)
+    assert info.value.path == path and path in str(info.value)
+
+
+def test_mask_of_another_size_is_an_error(manipulated, tmp_path, detector):
+    clip, video_path, _, _ = manipulated
+    small = [m[::2, ::2] for m in clip.mask_frames()]
+    mask_path = media.write_clip(tmp_path / "small_mask.mp4", small)
+    with pytest.raises(video.VideoError) as info:
+        extract.extract_video(video_path, mask_path, num_frames=3, sigma=5, detector=detector)
+    assert info.value.path == mask_path
+    assert "320x240" in info.value.reason and "640x480" in info.value.reason
+
+
+@pytest.mark.parametrize("damage", ["zero_bytes", "random_bytes", "truncated"])
+def test_damaged_files_name_the_file(manipulated, tmp_path, detector, damage):
+    _, video_path, mask_path, _ = manipulated
+    bad = tmp_path / f"{damage}.mp4"
+    if damage == "zero_bytes":
+        bad.write_bytes(b"")
+    elif damage == "random_bytes":
+        media.random_bytes(bad)
+    else:
+        media.truncate(video_path, bad, 0.5)
+    for args in [(bad, mask_path), (video_path, bad)]:
+        with pytest.raises(video.VideoError) as info:
+            extract.extract_video(*args, num_frames=3, sigma=5, detector=detector)
+        assert info.value.path == os.fspath(bad)
+        assert os.fspath(bad) in str(info.value)
+
+
+def test_timings_and_default_detector(manipulated):
+    _, video_path, mask_path, _ = manipulated
+    timings = {}
+    examples, _ = extract.extract_video(
+        video_path, mask_path, num_frames=2, sigma=5, timings=timings
+    )
+    assert len(examples) == 2
+    assert set(timings) == {"decode", "mask", "detect", "crop", "noise"}
+    assert all(seconds > 0 for seconds in timings.values())
+
+
+def test_bad_sigma(manipulated):
+    _, video_path, _, _ = manipulated
+    with pytest.raises(ValueError, match="sigma"):
+        extract.extract_video(video_path, None, num_frames=2, sigma=0)
