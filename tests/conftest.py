@@ -20,3 +20,20 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "slow" in item.keywords:
             item.add_marker(skip_slow)
+
+
+@pytest.fixture(scope="session")
+def dummy_ffpp(tmp_path_factory):
+    """`ffpp/c23` prepared from the committed dummy FF++ layout (tiny, real videos)."""
+    import tensorflow_datasets as tfds
+
+    import tfds_ffpp.ffpp  # noqa: F401  (registers `ffpp`)
+    from tfds_ffpp.ffpp import ffpp_dataset_builder
+
+    manual_dir = os.path.join(os.path.dirname(ffpp_dataset_builder.__file__), "dummy_data")
+    data_dir = str(tmp_path_factory.mktemp("tfds"))
+    builder = tfds.builder("ffpp/c23", data_dir=data_dir)
+    builder.download_and_prepare(
+        download_config=tfds.download.DownloadConfig(manual_dir=manual_dir)
+    )
+    return builder
