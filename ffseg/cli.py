@@ -1,0 +1,291 @@
+"""The ``ffseg`` command line; one subcommand per task (``detect`` for now).
+
+Each subcommand is added by an ``_add_<name>(subparsers)`` function that sets
+``run`` to the function that executes it and returns an exit status, so a new
+subcommand touches nothing else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+
+import ffseg
+
+EXIT_OK = 0
+EXIT_INPUT_FAILED = 1
+EXIT_USAGE = 2
+
+
+def _positive_or_all(text: str):
+    if text.strip().lower() == "all":
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer or 'all', got {text!r}")
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1 (or 'all'), got {value}")
+    return value
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _probability(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}")
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1], got {value}")
+    return value
+
+
+# --------------------------------------------------------------------------
+# ffseg detect
+
+_DETECT_DESCRIPTION = """\
+Scores every face in images and videos: a real/fake probability per face and
+a manipulation (localization) map, drawn as a heatmap over the face.
+
+Each PATH is read as an image if OpenCV can decode it as one, else as a video
+(any container OpenCV's FFmpeg backend reads). Faces are found and cropped as
+for training: dlib's frontal detector, the face box enlarged 1.3x into a
+square, resized to 299x299. Every face is scored; the largest face of a frame
+is marked, and a video's verdict is the mean, over the frames with a face, of
+the largest face's score.
+
+For each input, OUTPUT gets <name>.json (input, kind, model, verdict, per
+frame the index and faces [{box, face, score, largest, class_probabilities}],
+and for videos frame_count, frames_scored, frames_without_face) and an
+overlay: <name>.png for an image, <name>.mp4 for a video (one frame per
+scored frame). <name> is the input's file name without its extension, with
+-2, -3, ... added when two inputs share it.
+"""
+
+_DETECT_EPILOG = """\
+exit status:
+  0  every input was scored and its outputs written
+  1  some inputs failed (each one named on stderr as "ffseg detect: PATH:
+     REASON": not found, neither an image nor a video, corrupt or truncated,
+     no face found); the others were still processed
+  2  usage error: bad arguments, the model cannot be loaded, or OUTPUT cannot
+     be created (nothing was processed)
+
+example:
+  ffseg detect clip.mp4 photo.jpg --model runs/c23/export --output results/
+"""
+
+
+def _add_detect(subparsers) -> None:
+    from ffseg.detect import DEFAULT_BATCH_SIZE, DEFAULT_NUM_FRAMES, DEFAULT_THRESHOLD
+
+    parser = subparsers.add_parser(
+        "detect",
+        help="score the faces of images and videos, with localization heatmaps",
+        description=_DETECT_DESCRIPTION,
+        epilog=_DETECT_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("paths", nargs="+", metavar="PATH", help="image or video files")
+    parser.add_argument(
+        "--model", required=True, metavar="MODEL",
+        help="an exported SavedModel folder (ffseg.export) or a .keras file",
+    )
+    parser.add_argument(
+        "--output", default="ffseg_detect", metavar="OUTPUT",
+        help="folder for the results, created if needed (default: ./ffseg_detect)",
+    )
+    parser.add_argument(
+        "--frames", type=_positive_or_all, default=DEFAULT_NUM_FRAMES, metavar="N",
+        help=f"frames to score per video, evenly spaced over the video, as at training "
+        f"time; a video of at most N frames is scored in full; 'all' scores every "
+        f"frame. Default {DEFAULT_NUM_FRAMES}: every frame of a clip of up to "
+        f"{DEFAULT_NUM_FRAMES} frames (12 s at 25 frames/s), {DEFAULT_NUM_FRAMES} evenly "
+        f"spaced frames of a longer video",
+    )
+    parser.add_argument(
+        "--threshold", type=_probability, default=DEFAULT_THRESHOLD,
+        help=f"scores at or above it are labelled fake (default: {DEFAULT_THRESHOLD})",
+    )
+    parser.add_argument(
+        "--batch-size", type=_positive, default=DEFAULT_BATCH_SIZE,
+        help=f"faces per model call; bounds the frames held in memory "
+        f"(default: {DEFAULT_BATCH_SIZE})",
+    )
+    parser.add_argument(
+        "--no-overlay", dest="overlay", action="store_false",
+        help="write only the JSON files, no overlay images or videos",
+    )
+    parser.add_argument(
+        "--quiet", action="store_true", help="print nothing on stdout (errors still go to stderr)"
+    )
+    parser.set_defaults(run=_run_detect)
+
+
+def _output_names(paths) -> list[str]:
+    """The output name of each input: its stem, made unique within the run."""
+    names, used = [], set()
+    for path in paths:
+        stem = os.path.splitext(os.path.basename(os.path.normpath(path)))[0] or "input"
+        name, number = stem, 1
+        while name in used:
+            number += 1
+            name = f"{stem}-{number}"
+        used.add(name)
+        names.append(name)
+    return names
+
+
+@contextlib.contextmanager
+def _quiet_native_logs():
+    """Silences FFmpeg's and OpenCV's own log lines for the duration of a run.
+
+    They would interleave with the one line per failed input that this
+    command prints (e.g. FFmpeg's "moov atom not found" before "not a
+    readable image or video"). TensorFlow's C++ logs are lowered the same
+    way. Everything is restored afterwards (``main`` may run inside a
+    longer-lived process, such as a test session).
+    """
+    import cv2
+
+    saved_env = {key: os.environ.get(key) for key in ("OPENCV_FFMPEG_LOGLEVEL",
+                                                       "TF_CPP_MIN_LOG_LEVEL")}
+    # FFmpeg reads this when OpenCV first opens a video in the process.
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    saved_level = cv2.utils.logging.getLogLevel()
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+    try:
+        yield
+    finally:
+        cv2.utils.logging.setLogLevel(saved_level)
+        for key, value in saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def _reason(path: str, error: BaseException) -> str:
+    """The error's reason, without a repeated ``path:`` prefix."""
+    from ffseg import faces, video
+    from ffseg.detect import InputError
+
+    if isinstance(error, (InputError, video.VideoError, faces.NoFaceError)):
+        if error.path is None or os.path.abspath(error.path) == os.path.abspath(path):
+            return error.reason
+        return f"{error.path}: {error.reason}"  # e.g. the overlay video could not be written
+    if isinstance(error, OSError) and error.strerror:
+        where = f" ({error.filename})" if error.filename else ""
+        return f"{error.strerror}{where}"
+    return f"{type(error).__name__}: {_first_line(error)}"
+
+
+def _summary(path: str, result: dict) -> str:
+    verdict = result["verdict"]
+    faces_found = sum(len(frame["faces"]) for frame in result["frames"])
+    if result["kind"] == "image":
+        detail = f"image, {faces_found} face{'s' if faces_found != 1 else ''}"
+    else:
+        detail = (
+            f"video, {result['frames_scored']} of {result['frame_count']} frames scored, "
+            f"{result['frames_without_face']} without a face"
+        )
+    return f"{path}: {detail}; {verdict['label']} ({verdict['score']:.3f}) -> {result['json']}"
+
+
+def _run_detect(args) -> int:
+    from ffseg import detect, faces
+
+    def fail(message: str) -> None:
+        print(f"ffseg detect: {message}", file=sys.stderr, flush=True)
+
+    with _quiet_native_logs():
+        try:
+            os.makedirs(args.output, exist_ok=True)
+        except OSError as error:
+            fail(f"{args.output}: cannot create the output folder ({error.strerror or error})")
+            return EXIT_USAGE
+        if not os.path.exists(args.model):
+            fail(f"{args.model}: no such model (expected an exported SavedModel folder or "
+                 f"a .keras file)")
+            return EXIT_USAGE
+        log: list[str] = []
+        try:
+            with detect.capture_native_stderr(log):
+                from ffseg.predictors import load_predictor
+
+                predictor = load_predictor(args.model)
+        except FileNotFoundError as error:
+            fail(_first_line(error))
+            return EXIT_USAGE
+        except Exception as error:  # a damaged model: say so, do not dump a traceback
+            fail(f"{args.model}: cannot load the model ({type(error).__name__}: "
+                 f"{_first_line(error)})")
+            return EXIT_USAGE
+        detector = faces.FaceDetector()
+
+        status = EXIT_OK
+        for path, name in zip(args.paths, _output_names(args.paths)):
+            try:
+                result = detect.detect_file(
+                    path, predictor, detector, output_dir=args.output, name=name,
+                    num_frames=args.frames, threshold=args.threshold,
+                    batch_size=args.batch_size, overlay_output=args.overlay,
+                    model_path=args.model,
+                )
+            except KeyboardInterrupt:
+                raise
+            except Exception as error:  # one bad input must not stop the others
+                fail(f"{path}: {_reason(path, error)}")
+                status = EXIT_INPUT_FAILED
+                continue
+            if not args.quiet:
+                print(_summary(path, result), flush=True)
+        return status
+
+
+# --------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ffseg",
+        description="Face forgery detection and localization (Kong et al., \"Detect and "
+        "Locate\", IEEE TIFS 2022).",
+    )
+    parser.add_argument("--version", action="version", version=f"ffseg {ffseg.__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    _add_detect(subparsers)
+    return parser
+
+
+def main(argv=None) -> int:
+    """Runs ``ffseg`` with ``argv`` (default ``sys.argv[1:]``); returns the exit status."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_request:  # --help, --version, or a usage error (2)
+        code = exit_request.code
+        return code if isinstance(code, int) else (EXIT_OK if code is None else EXIT_USAGE)
+    return args.run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
