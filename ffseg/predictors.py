@@ -103,6 +103,8 @@ class KerasPredictor:
 def load_predictor(path: str):
     """A SavedModel folder or a `.keras` file -> a predictor; clear error otherwise."""
     path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path}: no such file or folder")
     if os.path.isdir(path):
         if os.path.exists(os.path.join(path, "saved_model.pb")):
             return SavedModelPredictor(path)
@@ -110,7 +112,5 @@ def load_predictor(path: str):
             return SavedModelPredictor(os.path.join(path, "export"))
         raise FileNotFoundError(f"{path}: folder holds no saved_model.pb (not an exported ffseg model)")
     if path.endswith(".keras"):
-        if not os.path.exists(path):
-            raise FileNotFoundError(f"{path}: no such model file")
         return KerasPredictor(path)
     raise FileNotFoundError(f"{path}: expected a SavedModel folder or a .keras file")
