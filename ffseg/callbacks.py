@@ -81,7 +81,9 @@ class MapImages(keras.callbacks.Callback):
         if self._writer is None:
             self._writer = tf.summary.create_file_writer(self.log_dir)
         outputs = self.model.predict_on_batch(self.images)
-        predicted = np.asarray(outputs["localization_map"], np.float32)
+        # Under a multi-worker strategy every worker predicts its own copy of
+        # the batch and the results come back concatenated: keep this one's.
+        predicted = np.asarray(outputs["localization_map"], np.float32)[: len(self.images)]
         strips = map_strips(self.images, self.masks, predicted)
         with self._writer.as_default():
             tf.summary.image("face | true mask | predicted map", strips, step=epoch, max_outputs=len(strips))

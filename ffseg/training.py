@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import warnings
 
 import keras
 import numpy as np
@@ -197,11 +198,20 @@ def train(config: ExperimentConfig, model_dir: str, *, verbose="auto", callbacks
                 model = build_model(config, stage)
                 model(np.zeros((1,) + (config.model.image_size,) * 2 + (3,), np.float32))
             else:
-                model.set_training_stage(stage)
+                with warnings.catch_warnings():
+                    # The recompile just below is what that warning asks for.
+                    warnings.filterwarnings("ignore", "set_training_stage")
+                    model.set_training_stage(stage)
             compile_model(model, config)
         if _is_multi_worker(strategy) and "train_step" not in vars(model):
             model.train_step = _vector_logs(model.train_step)
             model.test_step = _vector_logs(model.test_step)
+            # Keras 3.15 reduces the first distributed batch to build the
+            # model symbolically, which fails for a multi-worker collective
+            # strategy (keras-team/keras#20585). The model and its optimizer
+            # are built above and FFSeg compiles no loss or metrics, so the
+            # symbolic build has nothing to do: skip it.
+            model._maybe_symbolic_build = lambda iterator=None, data_batch=None: None
         if os.path.exists(done_path):
             logging.info("Step %r already finished: loading %s", stage, done_path)
             model.load_weights(done_path)
@@ -234,6 +244,7 @@ def train(config: ExperimentConfig, model_dir: str, *, verbose="auto", callbacks
             validation_steps=config.train.validation_steps,
             callbacks=stage_callbacks,
             verbose=verbose,
+            shuffle=False,  # the dataset shuffles itself
         )
         model.save_weights(done_path)
         results["stages"][stage] = {k: [float(v) for v in vs] for k, vs in history.history.items()}
@@ -242,7 +253,11 @@ def train(config: ExperimentConfig, model_dir: str, *, verbose="auto", callbacks
         raise ValueError("nothing to train: semantic_epochs and full_epochs are both 0")
     best_path = os.path.join(out_dir, "best.weights.h5")
     if os.path.exists(best_path):
-        model.load_weights(best_path)
+        with warnings.catch_warnings():
+            # The best epoch may be from step 1, whose optimizer had fewer
+            # variables; only the model weights matter from here on.
+            warnings.filterwarnings("ignore", "Skipping variable loading for optimizer")
+            model.load_weights(best_path)
     if chief:
         model_path = os.path.join(model_dir, "model.keras")
         model.save(model_path)

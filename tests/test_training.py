@@ -1,0 +1,179 @@
+"""End-to-end training on the dummy FF++ dataset: outputs, resume, multi-worker."""
+
+import glob
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from ffseg import config as config_lib
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+OVERRIDES = [
+    "data.dataset=ffpp/c23",
+    "data.shuffle_buffer=16",
+    "data.deterministic=true",
+    "model.image_size=71",
+    "model.backbone_weights=none",
+    "train.batch_size=2",
+    "train.steps_per_epoch=2",
+    "train.validation_steps=2",
+    "train.semantic_epochs=1",
+    "train.full_epochs=2",
+    "train.tensorboard_images=2",
+]
+
+
+def tiny_config(data_dir):
+    base = config_lib.get_experiment("sample")
+    return config_lib.override(base, OVERRIDES + [f"data.data_dir={data_dir}"])
+
+
+def _run_script(code, env=None, timeout=300):
+    env = dict(os.environ, **(env or {}))
+    env["PYTHONPATH"] = REPO + os.pathsep + env.get("PYTHONPATH", "")
+    return subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=timeout, cwd=REPO
+    )
+
+
+@pytest.fixture(scope="module")
+def trained(dummy_ffpp, tmp_path_factory):
+    from ffseg import training
+
+    model_dir = str(tmp_path_factory.mktemp("run"))
+    config = tiny_config(dummy_ffpp.data_dir_root)
+    results = training.train(config, model_dir, verbose=0)
+    return config, model_dir, results
+
+
+def _scalar_tags(log_dir):
+    import tensorflow as tf
+
+    tags = set()
+    for path in glob.glob(os.path.join(log_dir, "**", "events.out.tfevents.*"), recursive=True):
+        for event in tf.compat.v1.train.summary_iterator(path):
+            for value in event.summary.value:
+                tags.add(value.tag)
+    return tags
+
+
+def test_training_writes_config_logs_checkpoints_and_export(trained):
+    config, model_dir, results = trained
+    with open(os.path.join(model_dir, "config.json")) as f:
+        assert config_lib.ExperimentConfig.from_dict(json.load(f)) == config
+    assert set(results["stages"]) == {"semantic", "full"}
+    full = results["stages"]["full"]
+    for key in ("loss", "classification_loss", "noise_loss", "mask_loss", "auc", "accuracy", "iou",
+                "val_loss", "val_auc"):
+        assert key in full, key
+        assert np.all(np.isfinite(full[key])) or key.endswith("auc")
+    # Step 1 trains with the noise branch frozen and unweighted; step 2 uses it.
+    tags = _scalar_tags(os.path.join(model_dir, "logs"))
+    assert {"epoch_classification_loss", "epoch_noise_loss", "epoch_mask_loss", "epoch_auc",
+            "epoch_iou"} <= tags
+    assert any("predicted map" in tag for tag in tags)
+    assert os.path.exists(os.path.join(model_dir, "best.weights.h5"))
+    assert os.path.exists(os.path.join(model_dir, "full", "done.weights.h5"))
+
+
+def test_saved_model_and_keras_file_reload_and_agree(trained):
+    import keras
+    import tensorflow as tf
+
+    import ffseg.model  # noqa: F401
+    from skimage import data as skdata
+
+    _, model_dir, results = trained
+    model = keras.saving.load_model(results["keras_model"], safe_mode=True)
+    face = skdata.astronaut()[0:299, 100:399]
+    crops = np.stack([face, face[:, ::-1]]).astype(np.uint8)
+    loaded = tf.saved_model.load(results["saved_model"])
+    served = loaded.signatures["serving_default"](faces=tf.constant(crops))
+    assert served["score"].shape == (2,)
+    assert served["localization_map"].shape == (2, 299, 299)
+    images = tf.image.resize(tf.cast(crops, tf.float32), (71, 71), method="area")
+    expected = model(images, training=False)
+    np.testing.assert_allclose(served["score"].numpy(), np.asarray(expected["score"]), atol=1e-5)
+    np.testing.assert_allclose(
+        served["class_probabilities"].numpy(), np.asarray(expected["class_probabilities"]), atol=1e-5)
+
+
+KILL_SCRIPT = """
+import os, sys, keras
+from ffseg import config as config_lib, training
+sys.path.insert(0, {tests!r})
+from test_training import OVERRIDES
+
+class Kill(keras.callbacks.Callback):
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+    def on_train_batch_end(self, batch, logs=None):
+        if self.model.training_stage == "full" and self.epoch == 1 and batch == 0:
+            os._exit(17)
+
+config = config_lib.override(config_lib.get_experiment("sample"), OVERRIDES + ["data.data_dir={data_dir}"])
+training.train(config, {model_dir!r}, verbose=0, callbacks=[Kill()] if {kill} else [])
+"""
+
+
+def test_run_killed_mid_epoch_resumes_to_the_same_weights(trained, dummy_ffpp, tmp_path):
+    import keras
+
+    import ffseg.model  # noqa: F401
+
+    _, reference_dir, reference = trained
+    model_dir = str(tmp_path / "interrupted")
+    fill = dict(tests=os.path.join(REPO, "tests"), data_dir=dummy_ffpp.data_dir_root, model_dir=model_dir)
+    killed = _run_script(KILL_SCRIPT.format(kill=True, **fill))
+    assert killed.returncode == 17, killed.stderr[-3000:]
+    assert os.path.exists(os.path.join(model_dir, "semantic", "done.weights.h5"))
+    assert not os.path.exists(os.path.join(model_dir, "model.keras"))
+    resumed = _run_script(KILL_SCRIPT.format(kill=False, **fill))
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    a = keras.saving.load_model(os.path.join(model_dir, "full", "..", "model.keras"), safe_mode=True)
+    b = keras.saving.load_model(reference["keras_model"], safe_mode=True)
+    for wa, wb in zip(a.weights, b.weights):
+        np.testing.assert_allclose(np.asarray(wa), np.asarray(wb), atol=1e-6, err_msg=wa.path)
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_workers_on_localhost_complete_a_run(dummy_ffpp, tmp_path):
+    ports = [_free_port(), _free_port()]
+    cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
+    overrides = [a for o in OVERRIDES + [f"data.data_dir={dummy_ffpp.data_dir_root}",
+                                          "train.full_epochs=1", "train.export=false"]
+                 for a in ("--set", o)]
+    processes = []
+    for index in range(2):
+        env = dict(os.environ, TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}}))
+        env["PYTHONPATH"] = REPO
+        processes.append(subprocess.Popen(
+            [sys.executable, "-m", "experiments.train", "--quiet", "--model_dir", str(tmp_path / "mw"),
+             *overrides],
+            env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            start_new_session=True,
+        ))
+    outputs = []
+    try:
+        for process in processes:
+            out, _ = process.communicate(timeout=300)
+            outputs.append(out)
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                os.killpg(process.pid, 9)
+    for process, out in zip(processes, outputs):
+        assert process.returncode == 0, out[-4000:]
+    assert "MultiWorkerMirroredStrategy with 2 replica(s)" in outputs[0]
+    assert os.path.exists(tmp_path / "mw" / "model.keras")
