@@ -1,0 +1,578 @@
+"""ffpp: FaceForensics++ face crops with manipulation masks and noise labels.
+
+The training data of Kong et al., "Detect and Locate: Exposing Face
+Manipulation by Semantic- and Noise-level Telltales" (IEEE TIFS 2022): for
+every sampled frame of a FaceForensics++ (Rossler et al., ICCV 2019) video, the
+299 x 299 face crop (dlib box enlarged 1.3x), its manipulation mask cropped in
+lockstep, and the noise label of paper Eq. 4-5 (the wavelet-domain Wiener
+residual of the stored crop, one channel).
+
+Frame extraction, masks, faces and noise live in the signal layer
+(`ffseg.extract`, `ffseg.faces`, `ffseg.video`, `ffseg.noise`); this module
+only lists videos, maps them to examples and reports what it could not use.
+
+Notes for maintainers:
+
+* `tfds.testing.DatasetBuilderTestCase` replaces this module's `os` and
+  `open`: files go through `epath`, and the signal layer is imported inside
+  functions.
+* With Beam options or a runner, `_generate_examples` returns a Beam
+  transform over videos; without them, a plain generator (TFDS 4.9.10 keeps
+  the options in the `DownloadConfig`, which only `_generate_splits` sees).
+* Workers report through Beam metrics counters, read back in
+  `_process_pipeline_result`; the report is written as `build_report.json`
+  into the dataset's version folder.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import sys
+import typing
+
+import numpy as np
+import tensorflow_datasets as tfds
+from etils import epath
+
+METHODS = ("Deepfakes", "Face2Face", "FaceSwap", "NeuralTextures")
+# Index 0 is real, as in ffseg.config.CLASS_NAMES (the 5-class heads).
+METHOD_NAMES = ("real",) + METHODS
+QUALITIES = ("c23", "c40")
+IMAGE_SIZE = 299  # Xception's input side, as in the paper
+
+# TFDS split name -> file name in FF++'s `splits/` folder.
+SPLIT_FILES = {"train": "train.json", "validation": "val.json", "test": "test.json"}
+
+REPORT_FILENAME = "build_report.json"
+# Beam metric namespaces of the report; the counter name is the JSON entry.
+_REPORT_NAMESPACE = "ffpp_report/"
+_REPORT_KINDS = ("skipped_videos", "skipped_frames", "flagged_frames")
+
+_log = logging.getLogger(__name__)
+
+_INSTRUCTIONS = """\
+Request FaceForensics++ at https://github.com/ondyari/FaceForensics, download
+the c23 and/or c40 videos of the original sequences and of the Deepfakes,
+Face2Face, FaceSwap and NeuralTextures manipulations, their masks, and the
+official split files, and arrange them as (the layout of the FF++ download
+script, plus `splits/` from the FF++ repository's dataset/splits folder):
+
+  <manual_dir>/
+    original_sequences/youtube/c23/videos/000.mp4 ... 999.mp4
+    original_sequences/youtube/c40/videos/000.mp4 ... 999.mp4
+    manipulated_sequences/<Method>/c23/videos/TTT_SSS.mp4   (target_source)
+    manipulated_sequences/<Method>/c40/videos/TTT_SSS.mp4
+    manipulated_sequences/<Method>/masks/videos/TTT_SSS.mp4
+    splits/train.json  splits/val.json  splits/test.json
+
+with <Method> in Deepfakes, Face2Face, FaceSwap, NeuralTextures. Each split
+file is a JSON list of [target, source] pairs of three-digit ids; the videos
+TTT_SSS and SSS_TTT of every method and the real videos TTT and SSS belong to
+that pair's split. Only the quality of the chosen config (c23 or c40) and the
+masks are read. Then:
+
+  tfds build tfds_ffpp/ffpp --config=c23 --manual_dir=<manual_dir>
+
+The `sample` config needs none of this: without --manual_dir it generates a
+small FF++-layout tree from public face photos (ffseg.sample).
+"""
+
+
+@dataclasses.dataclass
+class FfppConfig(tfds.core.BuilderConfig):
+    """What a config of `ffpp` writes.
+
+    Attributes:
+        quality: "c23" (HQ, x264 QP 23) or "c40" (LQ, QP 40) videos.
+        sigma: noise standard deviation of the Wiener denoiser of paper Eq. 5,
+            in 0..255 units: 5 for c23, 10 for c40 (FFPP.md).
+        frames_per_video: evenly spaced frames sampled per video, by TFDS
+            split. A video shorter than that gives all its frames.
+        real_oversample: training real videos give this many times more
+            frames, to balance one real video against the four fakes of its
+            pair (paper Table I: 270 x 4 = 1080).
+        methods: FF++ manipulation methods to include.
+        sample: build from a generated sample tree (`ffseg.sample`) when no
+            manual_dir is given.
+    """
+
+    quality: str = "c23"
+    sigma: float = 5.0
+    frames_per_video: typing.Dict[str, int] = dataclasses.field(
+        default_factory=lambda: {"train": 32, "validation": 32, "test": 32}
+    )
+    real_oversample: int = 1
+    methods: typing.Tuple[str, ...] = METHODS
+    sample: bool = False
+
+    def __post_init__(self):
+        if self.quality not in QUALITIES:
+            raise ValueError(f"quality must be one of {QUALITIES}, got {self.quality!r}")
+        unknown = set(self.methods) - set(METHODS)
+        if unknown:
+            raise ValueError(f"unknown methods {sorted(unknown)}; FF++ has {METHODS}")
+        if set(self.frames_per_video) != set(SPLIT_FILES):
+            raise ValueError(
+                f"frames_per_video needs counts for {sorted(SPLIT_FILES)}, "
+                f"got {self.frames_per_video}"
+            )
+
+
+def _frames(train, validation, test):
+    return {"train": train, "validation": validation, "test": test}
+
+
+class Builder(tfds.core.GeneratorBasedBuilder):
+    """FaceForensics++ face crops, masks and noise labels (Kong et al., TIFS 2022)."""
+
+    VERSION = tfds.core.Version("1.0.0")
+    RELEASE_NOTES = {
+        "1.0.0": "Initial release: PNG faces and masks, float16 noise labels, "
+        "build_report.json of skipped videos and frames.",
+    }
+    MANUAL_DOWNLOAD_INSTRUCTIONS = _INSTRUCTIONS
+    BUILDER_CONFIGS = [
+        FfppConfig(
+            name="c23",
+            description="HQ (c23) videos, sigma 5, 32 evenly spaced frames per video in "
+            "every split (the usual benchmark protocol).",
+            quality="c23",
+            sigma=5.0,
+            frames_per_video=_frames(32, 32, 32),
+        ),
+        FfppConfig(
+            name="c40",
+            description="LQ (c40) videos, sigma 10, 32 evenly spaced frames per video in "
+            "every split (the usual benchmark protocol).",
+            quality="c40",
+            sigma=10.0,
+            frames_per_video=_frames(32, 32, 32),
+        ),
+        FfppConfig(
+            name="c23_paper",
+            description="HQ (c23), sigma 5, paper Table I: 270 frames per training video, "
+            "1080 per real training video, 100 per validation/test video.",
+            quality="c23",
+            sigma=5.0,
+            frames_per_video=_frames(270, 100, 100),
+            real_oversample=4,
+        ),
+        FfppConfig(
+            name="c40_paper",
+            description="LQ (c40), sigma 10, paper Table I: 270 frames per training video, "
+            "1080 per real training video, 100 per validation/test video.",
+            quality="c40",
+            sigma=10.0,
+            frames_per_video=_frames(270, 100, 100),
+            real_oversample=4,
+        ),
+        FfppConfig(
+            name="sample",
+            description="A few short videos generated from public face photos in the FF++ "
+            "layout (ffseg.sample), c23, sigma 5, 4 frames per video: no download.",
+            quality="c23",
+            sigma=5.0,
+            frames_per_video=_frames(4, 4, 4),
+            sample=True,
+        ),
+    ]
+    DEFAULT_CONFIG_NAME = "c23"
+
+    def _info(self) -> tfds.core.DatasetInfo:
+        size = (IMAGE_SIZE, IMAGE_SIZE)
+        return self.dataset_info_from_configs(
+            features=tfds.features.FeaturesDict(
+                {
+                    # Lossless: a JPEG re-encode would add its own compression
+                    # traces on top of c23/c40 and the stored noise label
+                    # would no longer be the residual of the stored image.
+                    "image": tfds.features.Image(
+                        shape=size + (3,),
+                        encoding_format="png",
+                        doc="Face crop: dlib box enlarged 1.3x, square, resized to 299.",
+                    ),
+                    "mask": tfds.features.Image(
+                        shape=size + (1,),
+                        encoding_format="png",
+                        doc="Manipulated pixels (1) of the crop; all 0 for real videos.",
+                    ),
+                    # float16 raw bytes: ~1e-3 absolute error at |n| < 45,
+                    # far below what the L1 loss resolves (see README.md).
+                    "noise": tfds.features.Tensor(
+                        shape=size + (1,),
+                        dtype=np.float16,
+                        encoding=tfds.features.Encoding.BYTES,
+                        doc="Noise label (paper Eq. 4-5) of the stored image, "
+                        "PRNU-weighted to one channel, in 0..255 units.",
+                    ),
+                    "label": tfds.features.ClassLabel(names=["real", "fake"]),
+                    "method": tfds.features.ClassLabel(names=list(METHOD_NAMES)),
+                    "video": tfds.features.Text(
+                        doc='"<Method>/TTT_SSS" or "real/NNN".'
+                    ),
+                    "frame": tfds.features.Scalar(
+                        dtype=np.int32, doc="Frame index in the video."
+                    ),
+                    "box": tfds.features.Tensor(
+                        shape=(4,),
+                        dtype=np.int32,
+                        doc="Crop box (x0, y0, x1, y1) in frame pixels.",
+                    ),
+                }
+            ),
+            supervised_keys=None,
+            homepage="https://github.com/ondyari/FaceForensics",
+        )
+
+    # === Generation ===
+
+    def _generate_splits(self, dl_manager, download_config):
+        # The only place that sees the DownloadConfig: remember whether the
+        # user asked for Beam and gave a manual_dir, and collect the report.
+        self._use_beam = (
+            download_config.beam_runner is not None or download_config.beam_options is not None
+        )
+        self._manual_dir_given = download_config.manual_dir is not None
+        self._report = _Report()
+        split_infos = super()._generate_splits(dl_manager, download_config)
+        # Still inside TFDS' temporary dataset folder: the report ships with
+        # the dataset when the folder is renamed into place.
+        self._report.write(
+            self.data_path / REPORT_FILENAME,
+            header={
+                "dataset": f"{self.name}/{self.builder_config.name}",
+                "version": str(self.version),
+                "runner": "beam" if self._use_beam else "python",
+                "manual_dir": self._manual_root_name,
+                "examples": {info.name: info.num_examples for info in split_infos},
+            },
+        )
+        return split_infos
+
+    def _split_generators(self, dl_manager: tfds.download.DownloadManager):
+        root = self._manual_root(dl_manager)
+        self._manual_root_name = str(root)
+        config = self.builder_config
+        check_layout(root, config.quality, config.methods)
+
+        split_videos = {}
+        for split, filename in SPLIT_FILES.items():
+            pairs = read_split_file(root / "splits" / filename)
+            split_videos[split] = split_video_names(pairs, config.methods)
+        check_disjoint(split_videos)
+
+        generators = {}
+        for split, names in split_videos.items():
+            videos = []
+            for name in names:
+                video = video_entry(root, name, config.quality)
+                files = {"video": video["path"], "mask video": video["mask_path"]}
+                missing = [(w, p) for w, p in files.items() if p and not epath.Path(p).exists()]
+                if missing:
+                    what, path = missing[0]
+                    entry = {"split": split, "video": name, "reason": f"{what} not found: {path}"}
+                    self._report.add("skipped_videos", entry)
+                    continue
+                videos.append(video)
+            _log.info("ffpp: %s: %d of %d listed videos found", split, len(videos), len(names))
+            generators[split] = self._generate_examples(videos, split=split)
+        return generators
+
+    def _generate_examples(self, videos, split):
+        """Examples of one split: a Beam transform or a generator of (key, example)."""
+        config = self.builder_config
+        from ffseg import faces
+
+        kwargs = dict(
+            split=split,
+            frames=config.frames_per_video[split],
+            real_frames=config.frames_per_video[split]
+            * (config.real_oversample if split == "train" else 1),
+            sigma=config.sigma,
+            # One detector per worker: it is pickled without dlib's model and
+            # creates it on first use.
+            detector=faces.FaceDetector(),
+        )
+        if getattr(self, "_use_beam", False):
+            import apache_beam as beam
+
+            _pickle_this_module_by_value()
+            return beam.Create(videos) | f"Extract_{split}" >> beam.FlatMap(
+                video_examples, report=_report_to_metrics, **kwargs
+            )
+        return self._generate_from_python(videos, kwargs)
+
+    def _generate_from_python(self, videos, kwargs):
+        for video in videos:
+            yield from video_examples(video, report=self._report.add, **kwargs)
+
+    def _process_pipeline_result(self, pipeline_result) -> None:
+        from apache_beam.metrics.metric import MetricsFilter
+
+        counters = pipeline_result.metrics().query(MetricsFilter())["counters"]
+        for counter in counters:
+            namespace = counter.key.metric.namespace
+            if not namespace.startswith(_REPORT_NAMESPACE):
+                continue
+            kind = namespace[len(_REPORT_NAMESPACE) :]
+            count = counter.committed if counter.committed is not None else counter.attempted
+            entry = json.loads(counter.key.metric.name)
+            for _ in range(int(count or 0)):
+                self._report.add(kind, entry)
+
+    def _manual_root(self, dl_manager) -> epath.Path:
+        """The FF++ root: the user's manual_dir, or a generated sample tree."""
+        if self.builder_config.sample and not getattr(self, "_manual_dir_given", True):
+            return _sample_root(dl_manager.download_dir)
+        try:
+            return epath.Path(dl_manager.manual_dir)
+        except AssertionError as error:
+            # TFDS' message repeats the instructions: keep its first sentence.
+            problem = str(error).split(". ")[0]
+            raise FileNotFoundError(
+                f"ffpp/{self.builder_config.name} needs FaceForensics++ in --manual_dir "
+                f"({problem}). Expected layout:\n{_INSTRUCTIONS}"
+            ) from None
+
+
+# === Videos and splits (pure functions, tested on the official split files) ===
+
+
+def read_split_file(path) -> typing.List[typing.Tuple[str, str]]:
+    """[target, source] pairs of an FF++ split file (splits/{train,val,test}.json)."""
+    path = epath.Path(path)
+    if not path.exists():
+        raise FileNotFoundError(
+            f"FF++ split file not found: {path}. Expected a JSON list of "
+            '[target, source] pairs such as [["071", "054"], ...] (FF++ repository, '
+            "dataset/splits/)."
+        )
+    try:
+        pairs = json.loads(path.read_text())
+        pairs = [(str(a), str(b)) for a, b in pairs]
+    except (ValueError, TypeError) as error:
+        raise ValueError(
+            f"{path}: expected a JSON list of [target, source] id pairs ({error})"
+        ) from None
+    return pairs
+
+
+def split_video_names(pairs, methods=METHODS) -> typing.List[str]:
+    """Video names of a split, FF++'s rule: a_b and b_a of every method, real a and b.
+
+    Names are "real/NNN" and "<Method>/TTT_SSS", in a stable order.
+    """
+    names = []
+    for target, source in pairs:
+        for real in (target, source):
+            names.append(f"real/{real}")
+        for method in methods:
+            names.append(f"{method}/{target}_{source}")
+            names.append(f"{method}/{source}_{target}")
+    return list(dict.fromkeys(names))  # a real id in two pairs appears once
+
+
+def check_disjoint(split_videos: typing.Mapping[str, typing.Sequence[str]]) -> None:
+    """Raises if a video is listed in two splits (train/test leakage)."""
+    seen = {}
+    for split, names in split_videos.items():
+        for name in names:
+            if name in seen and seen[name] != split:
+                raise ValueError(
+                    f"video {name} is in both the {seen[name]} and the {split} split: "
+                    "fix the split files, a video must belong to exactly one split"
+                )
+            seen[name] = split
+
+
+def check_layout(root, quality: str, methods) -> None:
+    """Fails early, naming the missing folder and what belongs in it."""
+    root = epath.Path(root)
+    expected = {
+        root / "splits": "the official split files train.json, val.json, test.json",
+        root / "original_sequences" / "youtube" / quality / "videos": (
+            f"the real FF++ videos NNN.mp4 at quality {quality}"
+        ),
+    }
+    for method in methods:
+        base = root / "manipulated_sequences" / method
+        expected[base / quality / "videos"] = (
+            f"the {method} videos TTT_SSS.mp4 at quality {quality}"
+        )
+        expected[base / "masks" / "videos"] = f"the {method} mask videos TTT_SSS.mp4"
+    for folder, what in expected.items():
+        if not folder.is_dir():
+            raise FileNotFoundError(
+                f"FF++ folder not found: {folder} (expected {what}). "
+                f"Layout of the manual_dir:\n{_INSTRUCTIONS}"
+            )
+
+
+def video_entry(root, name: str, quality: str) -> typing.Dict[str, typing.Any]:
+    """Where the files of video `name` ("real/NNN" or "<Method>/TTT_SSS") are."""
+    root = epath.Path(root)
+    method, video_id = name.split("/")
+    if method == "real":
+        path = root / "original_sequences" / "youtube" / quality / "videos" / f"{video_id}.mp4"
+        mask_path = None
+    else:
+        base = root / "manipulated_sequences" / method
+        path = base / quality / "videos" / f"{video_id}.mp4"
+        mask_path = base / "masks" / "videos" / f"{video_id}.mp4"
+    return {
+        "name": name,
+        "method": method,
+        "path": str(path),
+        "mask_path": None if mask_path is None else str(mask_path),
+    }
+
+
+# === Per-video work (module level: it runs in Beam workers) ===
+
+
+def video_examples(video, *, split, frames, real_frames, sigma, detector, report):
+    """(key, example) pairs of one video; problems go to `report(kind, entry)`.
+
+    Bad input never raises out of here: an unreadable, corrupt, empty or
+    face-less video, or a missing or unreadable mask video, is reported as a
+    skipped video; frames past the end of a short mask video as skipped
+    frames; frames whose face the detector missed (and whose box the
+    extractor took from elsewhere) as flagged frames, which are kept.
+    """
+    from ffseg import extract, faces
+    from ffseg import video as video_lib
+
+    name, is_real = video["name"], video["mask_path"] is None
+
+    def skip_video(reason):
+        report("skipped_videos", {"split": split, "video": name, "reason": reason})
+
+    try:
+        examples, skipped = extract.extract_video(
+            video["path"],
+            video["mask_path"],
+            num_frames=real_frames if is_real else frames,
+            size=IMAGE_SIZE,
+            sigma=sigma,
+            detector=detector,
+        )
+    except video_lib.VideoError as error:
+        which = "mask video" if error.path == video["mask_path"] else "video"
+        skip_video(f"{which}: {error.reason}")
+        return
+    except faces.NoFaceError as error:
+        skip_video(f"no face: {error.reason}")
+        return
+    except Exception as error:  # pylint: disable=broad-except
+        # A file that breaks the decoder in an unforeseen way must not stop a
+        # build of thousands of videos; the report says it was unexpected.
+        skip_video(f"unexpected {type(error).__name__}: {error}")
+        return
+
+    for skip in skipped:
+        report(
+            "skipped_frames",
+            {"split": split, "video": name, "frame": int(skip["frame"]), "reason": skip["reason"]},
+        )
+    method = video["method"]
+    for example in examples:
+        frame = int(example["frame"])
+        if not example["detected"]:
+            report(
+                "flagged_frames",
+                {
+                    "split": split,
+                    "video": name,
+                    "frame": frame,
+                    "reason": "no face detected in this frame; crop box taken from other frames",
+                },
+            )
+        noise = np.asarray(example["noise"], np.float32)
+        yield f"{name}/{frame:04d}", {
+            "image": example["image"],
+            "mask": np.asarray(example["mask"], np.uint8).reshape(IMAGE_SIZE, IMAGE_SIZE, 1),
+            "noise": noise.reshape(IMAGE_SIZE, IMAGE_SIZE, 1).astype(np.float16),
+            "label": "real" if is_real else "fake",
+            "method": method,
+            "video": name,
+            "frame": frame,
+            "box": np.asarray(example["box"], np.int32),
+        }
+
+
+def _report_to_metrics(kind, entry):
+    """Reports from a Beam worker: one counter per entry, its name the JSON entry."""
+    from apache_beam.metrics import Metrics
+
+    Metrics.counter(_REPORT_NAMESPACE + kind, json.dumps(entry, sort_keys=True)).inc()
+
+
+def _pickle_this_module_by_value():
+    """Lets multi-processing Beam workers run this module's functions.
+
+    `tfds build tfds_ffpp/ffpp` imports this file as `ffpp.ffpp_dataset_builder`
+    with a temporary sys.path entry that the workers do not have; pickled by
+    value, the functions travel with the pipeline instead of by module name.
+    """
+    from apache_beam.internal.cloudpickle import cloudpickle
+
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])
+
+
+class _Report:
+    """Skipped videos, skipped frames and flagged frames of one build."""
+
+    def __init__(self):
+        self.entries = {kind: [] for kind in _REPORT_KINDS}
+
+    def add(self, kind, entry):
+        self.entries[kind].append(dict(entry))
+
+    def write(self, path, header):
+        def order(entry):
+            return (entry.get("split", ""), entry.get("video", ""), entry.get("frame", -1))
+
+        report = dict(header)
+        report["counts"] = {kind: len(entries) for kind, entries in self.entries.items()}
+        for kind, entries in self.entries.items():
+            report[kind] = sorted(entries, key=order)
+        epath.Path(path).write_text(json.dumps(report, indent=2))
+        counts = report["counts"]
+        message = (
+            "ffpp: %d examples; %d videos skipped, %d frames skipped, %d frames flagged; "
+            "details in %s"
+        )
+        args = (
+            sum(header["examples"].values()),
+            counts["skipped_videos"],
+            counts["skipped_frames"],
+            counts["flagged_frames"],
+            REPORT_FILENAME,
+        )
+        if any(counts.values()):
+            _log.warning(message, *args)
+        else:
+            _log.info(message, *args)
+
+
+# === The sample tree ===
+
+
+def _sample_root(download_dir) -> epath.Path:
+    """A generated FF++-layout tree under the download folder (made once, reused)."""
+    from ffseg import sample
+
+    root = epath.Path(download_dir) / "ffpp_sample"
+    if (root / "sample.json").exists():
+        return root
+    partial = epath.Path(download_dir) / "ffpp_sample.incomplete"
+    if partial.exists():
+        partial.rmtree()
+    _log.info("ffpp/sample: generating a sample FF++ tree in %s", root)
+    sample.make_sample_ffpp(partial)
+    if root.exists():
+        root.rmtree()
+    partial.rename(root)
+    return root

@@ -1,0 +1,329 @@
+"""Tests of the ffpp builder over dummy_data/ (made by make_dummy_data.py).
+
+`DatasetBuilderTestCase` classes build each config over the tiny FF++ tree
+and check splits, features and reloading; the pytest tests below build the
+dataset once more into a temporary folder and check the values: masks,
+noise labels against paper Eq. 4-5 recomputed from the stored image, the
+split rule on FF++'s official split files, and the build report.
+
+Example counts of dummy_data (3 frames per video, every config samples them
+all; each split lists 2 real + 8 fake videos):
+  train      9 usable videos x 3 - 2 frames past the 1-frame mask = 25
+             (Deepfakes/000_001 is truncated)
+  validation 8 usable videos x 3 = 24
+             (Deepfakes/002_003 is 0 bytes, FaceSwap/003_002 has no mask video)
+  test       8 usable videos x 3 = 24
+             (NeuralTextures/004_005 shows no face, FaceSwap/005_004 is missing)
+"""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow_datasets as tfds
+from etils import epath
+
+try:
+    import dill  # noqa: F401
+except ImportError:
+    # tfds.testing imports dill at import time, for its feature tests only
+    # (FeatureExpectationsTestCase); DatasetBuilderTestCase never calls it.
+    # Until the test extras install dill, plain pickle stands in while
+    # tfds.testing is imported, and is removed again at once: Apache Beam
+    # picks its pickler by whether `import dill` works.
+    import pickle
+    import types
+
+    sys.modules["dill"] = types.SimpleNamespace(dumps=pickle.dumps, loads=pickle.loads)
+    try:
+        import tensorflow_datasets.testing.dataset_builder_testing  # noqa: F401
+    finally:
+        del sys.modules["dill"]
+
+from tfds_ffpp.ffpp import ffpp_dataset_builder
+from tfds_ffpp.ffpp import make_dummy_data
+
+DUMMY_DATA = epath.Path(__file__).parent / "dummy_data"
+REPO_ROOT = epath.Path(__file__).parent.parent.parent
+DUMMY_SPLITS = {"train": 25, "validation": 24, "test": 24}
+
+
+class FfppC23Test(tfds.testing.DatasetBuilderTestCase):
+    """c23 over dummy_data."""
+
+    DATASET_CLASS = ffpp_dataset_builder.Builder
+    BUILDER_CONFIG_NAMES_TO_TEST = ["c23"]
+    SPLITS = DUMMY_SPLITS
+
+
+class FfppC40Test(tfds.testing.DatasetBuilderTestCase):
+    """c40 over dummy_data."""
+
+    DATASET_CLASS = ffpp_dataset_builder.Builder
+    BUILDER_CONFIG_NAMES_TO_TEST = ["c40"]
+    SPLITS = DUMMY_SPLITS
+
+
+@pytest.mark.slow
+class FfppPaperTest(tfds.testing.DatasetBuilderTestCase):
+    """The paper-protocol configs share the dummy data (all 3 frames each)."""
+
+    DATASET_CLASS = ffpp_dataset_builder.Builder
+    BUILDER_CONFIG_NAMES_TO_TEST = ["c23_paper", "c40_paper"]
+    SPLITS = DUMMY_SPLITS
+
+
+# === Split rule on FF++'s official split files ===
+
+
+def _official_split_videos():
+    folder = DUMMY_DATA / "official_splits"
+    return {
+        split: ffpp_dataset_builder.split_video_names(
+            ffpp_dataset_builder.read_split_file(folder / filename)
+        )
+        for split, filename in ffpp_dataset_builder.SPLIT_FILES.items()
+    }
+
+
+def test_official_splits_put_every_video_in_exactly_one_split():
+    videos = _official_split_videos()
+    ffpp_dataset_builder.check_disjoint(videos)
+    sets = {split: set(names) for split, names in videos.items()}
+    assert not sets["train"] & sets["validation"]
+    assert not sets["train"] & sets["test"]
+    assert not sets["validation"] & sets["test"]
+    # FF++: 720 / 140 / 140 real videos and 4 x as many fakes of each method pair.
+    reals = {split: {n for n in names if n.startswith("real/")} for split, names in sets.items()}
+    assert {split: len(r) for split, r in reals.items()} == {
+        "train": 720, "validation": 140, "test": 140,
+    }
+    assert set().union(*reals.values()) == {f"real/{i:03d}" for i in range(1000)}
+    assert {split: len(names) - len(reals[split]) for split, names in sets.items()} == {
+        "train": 2880, "validation": 560, "test": 560,
+    }
+
+
+def test_split_rule_takes_both_directions_and_both_reals():
+    names = ffpp_dataset_builder.split_video_names([("071", "054")], methods=("FaceSwap",))
+    assert names == ["real/071", "real/054", "FaceSwap/071_054", "FaceSwap/054_071"]
+
+
+def test_overlapping_split_files_are_refused(tmp_path):
+    root = _copy_dummy(tmp_path)
+    # 000 is in train; listing it in test too would leak it.
+    (root / "splits" / "test.json").write_text(json.dumps([["004", "005"], ["000", "004"]]))
+    with pytest.raises(ValueError, match="real/000 is in both"):
+        _build(tmp_path / "data", root)
+
+
+# === Missing pieces fail with the path and what was expected ===
+
+
+def _copy_dummy(tmp_path):
+    import shutil
+
+    root = tmp_path / "ffpp"
+    shutil.copytree(DUMMY_DATA, root)
+    return epath.Path(root)
+
+
+def _build(data_dir, manual_dir, config="c23", **download_kwargs):
+    builder = ffpp_dataset_builder.Builder(data_dir=str(data_dir), config=config)
+    builder.download_and_prepare(
+        download_config=tfds.download.DownloadConfig(
+            manual_dir=None if manual_dir is None else str(manual_dir), **download_kwargs
+        )
+    )
+    return builder
+
+
+@pytest.mark.parametrize(
+    "remove, expected",
+    [
+        ("splits/val.json", "split file not found: .*splits/val.json"),
+        ("manipulated_sequences/Face2Face", "Face2Face/c23/videos .*Face2Face videos"),
+        ("manipulated_sequences/NeuralTextures/masks", "NeuralTextures/masks/videos .*mask videos"),
+        ("original_sequences", "youtube/c23/videos .*real FF\\+\\+ videos"),
+    ],
+)
+def test_missing_parts_of_the_layout_are_named(tmp_path, remove, expected):
+    root = _copy_dummy(tmp_path)
+    target = root / remove
+    target.unlink() if target.is_file() else target.rmtree()
+    with pytest.raises(FileNotFoundError, match=expected):
+        _build(tmp_path / "data", root)
+
+
+def test_no_manual_dir_fails_with_the_instructions(tmp_path):
+    with pytest.raises(FileNotFoundError, match="original_sequences/youtube/c23/videos"):
+        _build(tmp_path / "data", None)
+
+
+# === The built dataset ===
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """c23 over dummy_data, plain Python generation."""
+    data_dir = tmp_path_factory.mktemp("data")
+    builder = _build(data_dir, DUMMY_DATA)
+    examples = {
+        split: list(tfds.as_numpy(builder.as_dataset(split=split)))
+        for split in ("train", "validation", "test")
+    }
+    report = json.loads((builder.data_path / ffpp_dataset_builder.REPORT_FILENAME).read_text())
+    return builder, examples, report
+
+
+def test_counts_and_keys(built):
+    builder, examples, _ = built
+    assert {split: len(e) for split, e in examples.items()} == DUMMY_SPLITS
+    seen = {}
+    for split, split_examples in examples.items():
+        for example in split_examples:
+            video = example["video"].decode()
+            assert video not in seen or seen[video] == split
+            seen[video] = split
+    assert sorted({v for v, s in seen.items() if s == "train"}) == sorted(
+        set(ffpp_dataset_builder.split_video_names([("000", "001")]))
+        - {make_dummy_data.DAMAGE["corrupt"]}
+    )
+
+
+def test_masks_labels_and_boxes(built):
+    builder, examples, _ = built
+    method_names = builder.info.features["method"].names
+    for split_examples in examples.values():
+        for example in split_examples:
+            video = example["video"].decode()
+            method, _ = video.split("/")
+            mask = example["mask"]
+            assert mask.shape == (299, 299, 1) and mask.dtype == np.uint8
+            assert set(np.unique(mask)) <= {0, 1}
+            assert method_names[example["method"]] == method
+            if method == "real":
+                assert example["label"] == 0
+                assert not mask.any(), f"{video} frame {example['frame']}: real with a mask"
+            else:
+                assert example["label"] == 1
+                assert mask.any(), f"{video} frame {example['frame']}: fake with an empty mask"
+            x0, y0, x1, y1 = example["box"]
+            # Square 1.3x box inside the 320x240 frames (faces.face_box).
+            assert x1 - x0 == y1 - y0 and 0 <= x0 < x1 <= 320 and 0 <= y0 < y1 <= 240
+
+
+def test_noise_is_the_residual_of_the_stored_image(built):
+    from ffseg.noise import noise_residual, to_gray
+
+    builder, examples, _ = built
+    sigma = builder.builder_config.sigma
+    for example in examples["validation"][:6] + examples["test"][:6]:
+        noise = example["noise"]
+        assert noise.shape == (299, 299, 1) and noise.dtype == np.float16
+        expected = to_gray(noise_residual(example["image"], sigma))
+        error = np.abs(noise[..., 0].astype(np.float32) - expected)
+        # float16 rounding: half an ulp, 2^-11 of the value (2^-24 subnormal).
+        assert np.all(error <= np.abs(expected) * 2.0**-11 + 2.0**-24)
+        assert np.abs(expected).mean() > 0.1  # a real residual, not zeros
+
+
+def test_report_lists_every_bad_input(built):
+    _, _, report = built
+    damage = make_dummy_data.DAMAGE
+    skipped = {entry["video"]: entry for entry in report["skipped_videos"]}
+    assert set(skipped) == {
+        damage["corrupt"], damage["empty"], damage["no_face"],
+        damage["missing_video"], damage["missing_mask"],
+    }
+    assert "corrupt or truncated" in skipped[damage["corrupt"]]["reason"]
+    assert "0 bytes" in skipped[damage["empty"]]["reason"]
+    assert "no face" in skipped[damage["no_face"]]["reason"]
+    assert "video not found" in skipped[damage["missing_video"]]["reason"]
+    assert "mask video not found" in skipped[damage["missing_mask"]]["reason"]
+    assert skipped[damage["corrupt"]]["split"] == "train"
+    short = [e for e in report["skipped_frames"] if e["video"] == damage["short_mask"]]
+    assert [e["frame"] for e in short] == [1, 2]
+    assert all("mask video has 1 frames" in e["reason"] for e in short)
+    video, frame = damage["blanked_frame"]
+    assert [(e["video"], e["frame"]) for e in report["flagged_frames"]] == [(video, frame)]
+    assert report["counts"] == {"skipped_videos": 5, "skipped_frames": 2, "flagged_frames": 1}
+    assert report["examples"] == DUMMY_SPLITS
+    assert report["runner"] == "python"
+
+
+def test_flagged_frame_is_kept_with_a_borrowed_box(built):
+    _, examples, _ = built
+    video, frame = make_dummy_data.DAMAGE["blanked_frame"]
+    frames = {
+        int(e["frame"]): e for e in examples["validation"] if e["video"].decode() == video
+    }
+    assert sorted(frames) == [0, 1, 2]
+    # The blank grey frame has no face; its box is a neighbour's.
+    assert any(np.array_equal(frames[frame]["box"], frames[i]["box"]) for i in (0, 2))
+
+
+def test_beam_build_writes_the_same_dataset_and_report(built, tmp_path):
+    import apache_beam as beam
+
+    _, python_examples, python_report = built
+    options = beam.options.pipeline_options.PipelineOptions(
+        flags=["--runner=FnApiRunner", "--direct_num_workers=1"]
+    )
+    builder = _build(tmp_path / "data", DUMMY_DATA, beam_options=options)
+    report = json.loads((builder.data_path / ffpp_dataset_builder.REPORT_FILENAME).read_text())
+    assert report["runner"] == "beam"
+    for key in ("counts", "examples", "skipped_videos", "skipped_frames", "flagged_frames"):
+        assert report[key] == python_report[key], key
+    for split, expected in python_examples.items():
+        got = {
+            (e["video"], int(e["frame"])): e for e in tfds.as_numpy(builder.as_dataset(split=split))
+        }
+        want = {(e["video"], int(e["frame"])): e for e in expected}
+        assert got.keys() == want.keys()
+        some = sorted(want)[0]
+        np.testing.assert_array_equal(got[some]["image"], want[some]["image"])
+        np.testing.assert_array_equal(got[some]["noise"], want[some]["noise"])
+
+
+@pytest.mark.slow
+def test_tfds_cli_with_two_beam_worker_processes(tmp_path):
+    """`tfds build` imports the builder as `ffpp.ffpp_dataset_builder`: workers must cope."""
+    tfds_cli = epath.Path(sys.executable).parent / "tfds"
+    command = [
+        str(tfds_cli), "build", "tfds_ffpp/ffpp", "--config=c40",
+        f"--manual_dir={DUMMY_DATA}", f"--data_dir={tmp_path}",
+        "--beam_pipeline_options=runner=FnApiRunner,direct_num_workers=2,"
+        "direct_running_mode=multi_processing",
+    ]
+    result = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads((tmp_path / "ffpp/c40/1.0.0" / "build_report.json").read_text())
+    assert report["runner"] == "beam"
+    assert report["examples"] == DUMMY_SPLITS
+    assert report["counts"] == {"skipped_videos": 5, "skipped_frames": 2, "flagged_frames": 1}
+
+
+@pytest.mark.slow
+def test_sample_config_builds_without_manual_dir(tmp_path):
+    builder = _build(tmp_path / "data", None, config="sample")
+    for split in ("train", "validation", "test"):
+        labels = {int(e["label"]) for e in tfds.as_numpy(builder.as_dataset(split=split))}
+        assert labels == {0, 1}, f"{split} lacks real or fake examples"
+    report = json.loads((builder.data_path / ffpp_dataset_builder.REPORT_FILENAME).read_text())
+    assert report["counts"]["skipped_videos"] == 0
+    # The generated tree sits in the download folder, reused by a rebuild.
+    assert (tmp_path / "data" / "downloads" / "ffpp_sample" / "sample.json").exists()
+
+
+def test_class_names_match_the_model_config():
+    from ffseg import config
+
+    assert ffpp_dataset_builder.METHOD_NAMES == config.CLASS_NAMES
+    assert ffpp_dataset_builder.METHODS == config.METHODS
+
+
+if __name__ == "__main__":
+    tfds.testing.test_main()
