@@ -26,11 +26,13 @@ def ensure_built(dataset: str, data_dir=None, manual_dir=None):
     """Returns the TFDS builder for `dataset`, preparing it first if needed.
 
     `ffpp/sample` prepares itself from photos shipped with installed packages;
-    the FF++ configs need `manual_dir` (the FF++ root) the first time.
+    the FF++ configs need `manual_dir` (the FF++ root) the first time, and
+    `celeb_df` the Celeb-DF (v2) root.
     """
     import tensorflow_datasets as tfds
 
-    import tfds_ffpp.ffpp  # noqa: F401  (registers the `ffpp` builder)
+    import tfds_ffpp.celeb_df  # noqa: F401  (registers `celeb_df`)
+    import tfds_ffpp.ffpp  # noqa: F401  (registers `ffpp`)
 
     builder = tfds.builder(dataset, data_dir=data_dir)
     if not builder.is_prepared():

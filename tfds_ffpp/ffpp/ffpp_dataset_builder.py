@@ -36,6 +36,8 @@ import numpy as np
 import tensorflow_datasets as tfds
 from etils import epath
 
+from tfds_ffpp import build_report
+
 METHODS = ("Deepfakes", "Face2Face", "FaceSwap", "NeuralTextures")
 # Index 0 is real, as in ffseg.config.CLASS_NAMES (the 5-class heads).
 METHOD_NAMES = ("real",) + METHODS
@@ -45,10 +47,7 @@ IMAGE_SIZE = 299  # Xception's input side, as in the paper
 # TFDS split name -> file name in FF++'s `splits/` folder.
 SPLIT_FILES = {"train": "train.json", "validation": "val.json", "test": "test.json"}
 
-REPORT_FILENAME = "build_report.json"
-# Beam metric namespaces of the report; the counter name is the JSON entry.
-_REPORT_NAMESPACE = "ffpp_report/"
-_REPORT_KINDS = ("skipped_videos", "skipped_frames", "flagged_frames")
+REPORT_FILENAME = build_report.REPORT_FILENAME
 
 _log = logging.getLogger(__name__)
 
@@ -235,7 +234,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
             download_config.beam_runner is not None or download_config.beam_options is not None
         )
         self._manual_dir_given = download_config.manual_dir is not None
-        self._report = _Report()
+        self._report = build_report.BuildReport("ffpp")
         split_infos = super()._generate_splits(dl_manager, download_config)
         # Still inside TFDS' temporary dataset folder: the report ships with
         # the dataset when the folder is renamed into place.
@@ -300,7 +299,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
 
             _pickle_this_module_by_value()
             return beam.Create(videos) | f"Extract_{split}" >> beam.FlatMap(
-                video_examples, report=_report_to_metrics, **kwargs
+                video_examples, report=self._report.metrics_reporter(), **kwargs
             )
         return self._generate_from_python(videos, kwargs)
 
@@ -309,18 +308,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
             yield from video_examples(video, report=self._report.add, **kwargs)
 
     def _process_pipeline_result(self, pipeline_result) -> None:
-        from apache_beam.metrics.metric import MetricsFilter
-
-        counters = pipeline_result.metrics().query(MetricsFilter())["counters"]
-        for counter in counters:
-            namespace = counter.key.metric.namespace
-            if not namespace.startswith(_REPORT_NAMESPACE):
-                continue
-            kind = namespace[len(_REPORT_NAMESPACE) :]
-            count = counter.committed if counter.committed is not None else counter.attempted
-            entry = json.loads(counter.key.metric.name)
-            for _ in range(int(count or 0)):
-                self._report.add(kind, entry)
+        self._report.add_from_pipeline(pipeline_result)
 
     def _manual_root(self, dl_manager) -> epath.Path:
         """The FF++ root: the user's manual_dir, or a generated sample tree."""
@@ -502,13 +490,6 @@ def video_examples(video, *, split, frames, real_frames, sigma, detector, report
         }
 
 
-def _report_to_metrics(kind, entry):
-    """Reports from a Beam worker: one counter per entry, its name the JSON entry."""
-    from apache_beam.metrics import Metrics
-
-    Metrics.counter(_REPORT_NAMESPACE + kind, json.dumps(entry, sort_keys=True)).inc()
-
-
 def _pickle_this_module_by_value():
     """Lets multi-processing Beam workers run this module's functions.
 
@@ -519,42 +500,6 @@ def _pickle_this_module_by_value():
     from apache_beam.internal.cloudpickle import cloudpickle
 
     cloudpickle.register_pickle_by_value(sys.modules[__name__])
-
-
-class _Report:
-    """Skipped videos, skipped frames and flagged frames of one build."""
-
-    def __init__(self):
-        self.entries = {kind: [] for kind in _REPORT_KINDS}
-
-    def add(self, kind, entry):
-        self.entries[kind].append(dict(entry))
-
-    def write(self, path, header):
-        def order(entry):
-            return (entry.get("split", ""), entry.get("video", ""), entry.get("frame", -1))
-
-        report = dict(header)
-        report["counts"] = {kind: len(entries) for kind, entries in self.entries.items()}
-        for kind, entries in self.entries.items():
-            report[kind] = sorted(entries, key=order)
-        epath.Path(path).write_text(json.dumps(report, indent=2))
-        counts = report["counts"]
-        message = (
-            "ffpp: %d examples; %d videos skipped, %d frames skipped, %d frames flagged; "
-            "details in %s"
-        )
-        args = (
-            sum(header["examples"].values()),
-            counts["skipped_videos"],
-            counts["skipped_frames"],
-            counts["flagged_frames"],
-            REPORT_FILENAME,
-        )
-        if any(counts.values()):
-            _log.warning(message, *args)
-        else:
-            _log.info(message, *args)
 
 
 # === The sample tree ===

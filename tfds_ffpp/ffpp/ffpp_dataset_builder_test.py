@@ -25,23 +25,6 @@ import pytest
 import tensorflow_datasets as tfds
 from etils import epath
 
-try:
-    import dill  # noqa: F401
-except ImportError:
-    # tfds.testing imports dill at import time, for its feature tests only
-    # (FeatureExpectationsTestCase); DatasetBuilderTestCase never calls it.
-    # Until the test extras install dill, plain pickle stands in while
-    # tfds.testing is imported, and is removed again at once: Apache Beam
-    # picks its pickler by whether `import dill` works.
-    import pickle
-    import types
-
-    sys.modules["dill"] = types.SimpleNamespace(dumps=pickle.dumps, loads=pickle.loads)
-    try:
-        import tensorflow_datasets.testing.dataset_builder_testing  # noqa: F401
-    finally:
-        del sys.modules["dill"]
-
 from tfds_ffpp.ffpp import ffpp_dataset_builder
 from tfds_ffpp.ffpp import make_dummy_data
 
