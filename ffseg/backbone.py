@@ -54,8 +54,12 @@ def _xception_taps(xception):
     return taps
 
 
-def _clone_with_synchronized_batch_norm(model):
-    """Returns a copy of `model` whose BatchNormalization layers are synchronized.
+def _clone_with_batch_norm(model, synchronized: bool, momentum: float):
+    """Returns a copy of `model` with its BatchNormalization layers reconfigured.
+
+    `momentum` sets how fast the moving statistics follow the data (Keras'
+    Xception uses 0.99: after a few hundred steps inference still normalises
+    with mostly the initial statistics, so short runs choose less).
 
     Plain BatchNormalization normalises each replica's slice of the batch on
     its own, so results change with the replica count under tf.distribute
@@ -67,7 +71,8 @@ def _clone_with_synchronized_batch_norm(model):
     def clone_layer(layer):
         config = layer.get_config()
         if isinstance(layer, keras.layers.BatchNormalization):
-            config["synchronized"] = True
+            config["synchronized"] = synchronized
+            config["momentum"] = momentum
         return layer.__class__.from_config(config)
 
     clone = keras.models.clone_model(model, clone_function=clone_layer)
@@ -75,7 +80,9 @@ def _clone_with_synchronized_batch_norm(model):
     return clone
 
 
-def xception_backbone(input_shape=(299, 299, 3), weights=None, name="xception_backbone"):
+def xception_backbone(
+    input_shape=(299, 299, 3), weights=None, name="xception_backbone", batch_norm_momentum=0.99
+):
     """Builds the Xception feature extractor used by FFSeg.
 
     The model takes RGB pixels as floats in [0, 255] and applies Xception's
@@ -90,6 +97,7 @@ def xception_backbone(input_shape=(299, 299, 3), weights=None, name="xception_ba
             (the Keras notop `.h5` file, or a `.weights.h5` saved from such
             a model).
         name: name of the returned model.
+        batch_norm_momentum: momentum of every BatchNormalization layer.
 
     Returns:
         A functional `keras.Model` mapping images to a dict of feature maps
@@ -109,8 +117,9 @@ def xception_backbone(input_shape=(299, 299, 3), weights=None, name="xception_ba
     )
     # Only the layers that lead to the taps are kept.
     encoder = keras.Model(xception.inputs, _xception_taps(xception), name="xception")
-    if keras.backend.backend() == "tensorflow":
-        encoder = _clone_with_synchronized_batch_norm(encoder)
+    synchronized = keras.backend.backend() == "tensorflow"
+    if synchronized or batch_norm_momentum != 0.99:
+        encoder = _clone_with_batch_norm(encoder, synchronized, float(batch_norm_momentum))
 
     inputs = keras.Input(shape=input_shape, name="image")
     x = keras.layers.Rescaling(scale=1.0 / 127.5, offset=-1.0, name="xception_preprocessing")(

@@ -26,7 +26,7 @@ def _use_synchronized_batch_norm(synchronized_batch_norm):
     return bool(synchronized_batch_norm)
 
 
-def _separable_conv_block(filters, kernel_size, synchronized, name, dtype_policy):
+def _separable_conv_block(filters, kernel_size, synchronized, momentum, name, dtype_policy):
     return [
         keras.layers.SeparableConv2D(
             filters,
@@ -37,7 +37,7 @@ def _separable_conv_block(filters, kernel_size, synchronized, name, dtype_policy
             dtype=dtype_policy,
         ),
         keras.layers.BatchNormalization(
-            synchronized=synchronized, name=f"{name}_bn", dtype=dtype_policy
+            momentum=momentum, synchronized=synchronized, name=f"{name}_bn", dtype=dtype_policy
         ),
         keras.layers.ReLU(name=f"{name}_relu", dtype=dtype_policy),
     ]
@@ -54,6 +54,7 @@ class _MapHead(keras.layers.Layer):
         num_blocks=2,
         kernel_size=3,
         synchronized_batch_norm=None,
+        batch_norm_momentum=0.99,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -63,6 +64,7 @@ class _MapHead(keras.layers.Layer):
         self.num_blocks = int(num_blocks)
         self.kernel_size = kernel_size
         self.synchronized_batch_norm = synchronized_batch_norm
+        self.batch_norm_momentum = float(batch_norm_momentum)
         synchronized = _use_synchronized_batch_norm(synchronized_batch_norm)
         self.block_layers = []
         for index in range(self.num_blocks):
@@ -71,6 +73,7 @@ class _MapHead(keras.layers.Layer):
                     self.filters,
                     kernel_size,
                     synchronized,
+                    self.batch_norm_momentum,
                     name=f"block{index + 1}",
                     dtype_policy=self.dtype_policy,
                 )
@@ -107,6 +110,7 @@ class _MapHead(keras.layers.Layer):
                 "num_blocks": self.num_blocks,
                 "kernel_size": self.kernel_size,
                 "synchronized_batch_norm": self.synchronized_batch_norm,
+                "batch_norm_momentum": self.batch_norm_momentum,
             }
         )
         return config
@@ -126,6 +130,8 @@ class SemanticMapHead(_MapHead):
         kernel_size: depthwise kernel size.
         synchronized_batch_norm: `None` (synchronized on the TensorFlow
             backend only), `True` or `False`.
+        batch_norm_momentum: momentum of the moving statistics (Keras'
+            0.99; lower for runs of a few hundred steps).
 
     Call returns `(features, semantic_map)`: `(B, h, w, filters)` in the
     compute dtype and `(B, h, w, 1)` probabilities in the variable dtype.
@@ -174,6 +180,7 @@ class ClassificationHead(keras.layers.Layer):
         num_blocks=2,
         kernel_size=3,
         synchronized_batch_norm=None,
+        batch_norm_momentum=0.99,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -184,6 +191,7 @@ class ClassificationHead(keras.layers.Layer):
         self.num_blocks = int(num_blocks)
         self.kernel_size = kernel_size
         self.synchronized_batch_norm = synchronized_batch_norm
+        self.batch_norm_momentum = float(batch_norm_momentum)
         synchronized = _use_synchronized_batch_norm(synchronized_batch_norm)
         self.block_layers = []
         for index in range(self.num_blocks):
@@ -192,6 +200,7 @@ class ClassificationHead(keras.layers.Layer):
                     self.filters,
                     kernel_size,
                     synchronized,
+                    self.batch_norm_momentum,
                     name=f"block{index + 1}",
                     dtype_policy=self.dtype_policy,
                 )
@@ -228,6 +237,7 @@ class ClassificationHead(keras.layers.Layer):
                 "num_blocks": self.num_blocks,
                 "kernel_size": self.kernel_size,
                 "synchronized_batch_norm": self.synchronized_batch_norm,
+                "batch_norm_momentum": self.batch_norm_momentum,
             }
         )
         return config

@@ -78,6 +78,9 @@ class FFSeg(keras.Model):
             taps (64, 256 and 728 channels at the taps).
         classifier_filters: width of the classification head.
         training_stage: `"full"` or `"semantic"`, see `set_training_stage`.
+        batch_norm_momentum: momentum of every BatchNormalization layer
+            (backbone and heads); Keras' 0.99 suits long runs, short runs
+            need less or inference normalises with the initial statistics.
     """
 
     def __init__(
@@ -91,6 +94,7 @@ class FFSeg(keras.Model):
         head_filters=(64, 128, 256),
         classifier_filters=512,
         training_stage="full",
+        batch_norm_momentum=0.99,
         **kwargs,
     ):
         image_size = int(image_size)
@@ -106,21 +110,28 @@ class FFSeg(keras.Model):
             )
 
         # === Layers ===
+        momentum = float(batch_norm_momentum)
         self.backbone = xception_backbone(
-            (image_size, image_size, 3), weights=backbone_weights, name="backbone"
+            (image_size, image_size, 3),
+            weights=backbone_weights,
+            name="backbone",
+            batch_norm_momentum=momentum,
         )
         self.semantic_heads = [
-            SemanticMapHead(filters, name=f"semantic_head_{j + 1}")
+            SemanticMapHead(filters, batch_norm_momentum=momentum, name=f"semantic_head_{j + 1}")
             for j, filters in enumerate(head_filters)
         ]
         self.noise_heads = [
-            NoiseMapHead(filters, name=f"noise_head_{j + 1}")
+            NoiseMapHead(filters, batch_norm_momentum=momentum, name=f"noise_head_{j + 1}")
             for j, filters in enumerate(head_filters)
         ]
         self.fusion = keras.layers.Concatenate(name="fusion")
         self.attention = keras.layers.Multiply(name="semantic_attention")
         self.classification_head = ClassificationHead(
-            num_classes, filters=classifier_filters, name="classification_head"
+            num_classes,
+            filters=classifier_filters,
+            batch_norm_momentum=momentum,
+            name="classification_head",
         )
         self.detection_scores = DetectionScores(num_classes, name="detection_scores")
         self.localization = LocalizationMap(image_size, gammas, name="localization_map")
@@ -158,6 +169,7 @@ class FFSeg(keras.Model):
         self.mask_loss_weight = float(mask_loss_weight)
         self.head_filters = head_filters
         self.classifier_filters = int(classifier_filters)
+        self.batch_norm_momentum = momentum
 
         # === Losses and metrics ===
         self.classification_loss_fn = classification_loss(num_classes)
@@ -298,6 +310,7 @@ class FFSeg(keras.Model):
             "mask_loss_weight": self.mask_loss_weight,
             "head_filters": list(self.head_filters),
             "classifier_filters": self.classifier_filters,
+            "batch_norm_momentum": self.batch_norm_momentum,
             "training_stage": self.training_stage,
         }
 

@@ -91,6 +91,7 @@ def build_model(config: ExperimentConfig, stage: str):
         num_classes=config.model.num_classes,
         backbone_weights=config.model.backbone_weights,
         gammas=config.model.gammas,
+        batch_norm_momentum=config.model.batch_norm_momentum,
         noise_loss_weight=config.loss.noise_weight,
         mask_loss_weight=config.loss.mask_weight,
     )

@@ -142,38 +142,46 @@ def test_run_killed_mid_epoch_resumes_to_the_same_weights(trained, dummy_ffpp, t
         np.testing.assert_allclose(np.asarray(wa), np.asarray(wb), atol=1e-6, err_msg=wa.path)
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def _free_ports(count):
+    """Distinct free ports: the sockets stay open until all are chosen."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
 
 
 def test_two_workers_on_localhost_complete_a_run(dummy_ffpp, tmp_path):
-    ports = [_free_port(), _free_port()]
+    ports = _free_ports(2)
     cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
     overrides = [a for o in OVERRIDES + [f"data.data_dir={dummy_ffpp.data_dir_root}",
-                                          "train.full_epochs=1", "train.export=false"]
+                                          "train.full_epochs=0", "train.export=false"]
                  for a in ("--set", o)]
-    processes = []
+    processes, logs = [], []
     for index in range(2):
         env = dict(os.environ, TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}}))
         env["PYTHONPATH"] = REPO
-        processes.append(subprocess.Popen(
-            [sys.executable, "-m", "experiments.train", "--quiet", "--model_dir", str(tmp_path / "mw"),
-             *overrides],
-            env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-            start_new_session=True,
-        ))
-    outputs = []
+        # Logs go to files: a worker blocked on a full pipe would stall the
+        # other one inside a collective.
+        logs.append(tmp_path / f"worker{index}.log")
+        with open(logs[-1], "w") as log:
+            processes.append(subprocess.Popen(
+                [sys.executable, "-m", "experiments.train", "--quiet", "--model_dir", str(tmp_path / "mw"),
+                 *overrides],
+                env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            ))
     try:
         for process in processes:
-            out, _ = process.communicate(timeout=300)
-            outputs.append(out)
-    finally:
+            process.wait(timeout=540)
+    except subprocess.TimeoutExpired:
         for process in processes:
-            if process.poll() is None:
-                os.killpg(process.pid, 9)
+            os.killpg(process.pid, 9)
+            process.wait()
+    outputs = [path.read_text() for path in logs]
     for process, out in zip(processes, outputs):
         assert process.returncode == 0, out[-4000:]
-    assert "MultiWorkerMirroredStrategy with 2 replica(s)" in outputs[0]
+    assert "CollectiveAllReduceStrategy with 2 replica(s)" in outputs[0]
     assert os.path.exists(tmp_path / "mw" / "model.keras")
