@@ -155,8 +155,8 @@ EXPERIMENTS: typing.Dict[str, ExperimentConfig] = {
         train=TrainConfig(
             batch_size=8,
             learning_rate=1e-3,
-            semantic_epochs=2,
-            full_epochs=4,
+            semantic_epochs=3,
+            full_epochs=9,
             steps_per_epoch=None,
         ),
     ),
