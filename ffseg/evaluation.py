@@ -270,8 +270,9 @@ def evaluate_split(
 
     Returns a dict with `frame_level`, `video_level`, `per_method_accuracy`
     (if the dataset has methods), `five_class` (5-class models),
-    `localization` (if the dataset has masks), plus `roc` points and the
-    `grid` arrays for the report (removed before writing JSON).
+    `localization` (if the dataset has masks), plus `roc` points, the
+    `grid` arrays and per-face `scores` for the report (written beside the
+    JSON, not into it).
     """
     import tensorflow_datasets as tfds
 
@@ -285,7 +286,7 @@ def evaluate_split(
         split = f"{split}[:{total}]"
     dataset = builder.as_dataset(split=split, shuffle_files=False).batch(batch_size)
     localization = LocalizationAccumulator(threshold) if has_mask else None
-    labels, methods, scores, videos, probabilities = [], [], [], [], []
+    labels, methods, scores, videos, frames, probabilities = [], [], [], [], [], []
     grid = {0: [], 1: []}
     done = 0
     report_progress = _Progress(total) if progress else (lambda done, final=False: None)
@@ -296,6 +297,7 @@ def evaluate_split(
         scores.append(out["score"])
         probabilities.append(out["class_probabilities"])
         videos.extend(v.decode() if isinstance(v, bytes) else str(v) for v in batch["video"])
+        frames.extend(int(f) for f in batch["frame"])
         if has_method:
             methods.append(batch["method"].astype(np.int64))
         masks = batch["mask"][..., 0] if has_mask else None
@@ -339,6 +341,13 @@ def evaluate_split(
     if localization is not None:
         results["localization"] = localization.result()
     results["roc"] = _roc_points(labels, scores, video_labels, video_scores)
+    results["scores"] = {
+        "video": videos,
+        "frame": frames,
+        "label": labels.tolist(),
+        "method": methods.tolist() if has_method else [None] * len(videos),
+        "score": scores.astype(float).tolist(),
+    }
     results["grid"] = grid[1] + grid[0]
     return results
 

@@ -128,16 +128,18 @@ def _plain(value):
 
 
 def write(results: dict, out_dir: str) -> dict:
-    """Writes results.json, report.md, roc.png and maps.png; returns their paths."""
+    """Writes results.json, report.md, roc.png, maps.png and scores.csv; returns their paths."""
     os.makedirs(out_dir, exist_ok=True)
     results = dict(results)
     roc = results.pop("roc", {})
     grid = results.pop("grid", [])
+    scores = results.pop("scores", None)
     paths = {
         "json": os.path.join(out_dir, "results.json"),
         "markdown": os.path.join(out_dir, "report.md"),
         "roc": os.path.join(out_dir, "roc.png"),
         "grid": os.path.join(out_dir, "maps.png"),
+        "scores": os.path.join(out_dir, "scores.csv"),
     }
     with open(paths["json"], "w") as f:
         json.dump(_plain(results), f, indent=2, sort_keys=True)
@@ -148,4 +150,20 @@ def write(results: dict, out_dir: str) -> dict:
     else:
         del paths["roc"]
     grid_png(grid, paths["grid"])
+    if scores:
+        write_scores(scores, paths["scores"])
+    else:
+        del paths["scores"]
     return paths
+
+
+def write_scores(scores: dict, path: str):
+    """One row per face: video, frame, label, method, score (for own analyses)."""
+    import csv
+
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["video", "frame", "label", "method", "score"])
+        for row in zip(scores["video"], scores["frame"], scores["label"], scores["method"], scores["score"]):
+            video, frame, label, method, score = row
+            writer.writerow([video, frame, label, "" if method is None else method, f"{score:.7f}"])
