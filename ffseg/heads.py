@@ -43,10 +43,9 @@ def _separable_conv_block(filters, kernel_size, synchronized, momentum, name, dt
     ]
 
 
-class _MapHead(keras.layers.Layer):
-    """Separable conv blocks followed by a 1x1 conv to a one-channel map."""
-
-    output_activation = None
+class _SeparableConvStack(keras.layers.Layer):
+    """`num_blocks` x (SeparableConv2D + BatchNormalization + ReLU): the body
+    shared by the map heads and the classification head."""
 
     def __init__(
         self,
@@ -78,29 +77,23 @@ class _MapHead(keras.layers.Layer):
                     dtype_policy=self.dtype_policy,
                 )
             )
-        self.map_conv = keras.layers.Conv2D(
-            1,
-            1,
-            activation=self.output_activation,
-            name="map_conv",
-            dtype=self.dtype_policy.variable_dtype,
-        )
 
-    def build(self, input_shape):
+    def _build_blocks(self, input_shape):
+        """Builds the blocks; returns their output shape."""
         shape = input_shape
         for layer in self.block_layers:
             layer.build(shape)
             shape = layer.compute_output_shape(shape)
-        self.map_conv.build(shape)
+        return shape
 
-    def call(self, inputs, training=None):
+    def _call_blocks(self, inputs, training=None):
         x = inputs
         for layer in self.block_layers:
             if isinstance(layer, keras.layers.BatchNormalization):
                 x = layer(x, training=training)
             else:
                 x = layer(x)
-        return x, self.map_conv(x)
+        return x
 
     def get_config(self):
         config = super().get_config()
@@ -114,6 +107,29 @@ class _MapHead(keras.layers.Layer):
             }
         )
         return config
+
+
+class _MapHead(_SeparableConvStack):
+    """Separable conv blocks followed by a 1x1 conv to a one-channel map."""
+
+    output_activation = None
+
+    def __init__(self, filters, **kwargs):
+        super().__init__(filters, **kwargs)
+        self.map_conv = keras.layers.Conv2D(
+            1,
+            1,
+            activation=self.output_activation,
+            name="map_conv",
+            dtype=self.dtype_policy.variable_dtype,
+        )
+
+    def build(self, input_shape):
+        self.map_conv.build(self._build_blocks(input_shape))
+
+    def call(self, inputs, training=None):
+        x = self._call_blocks(inputs, training=training)
+        return x, self.map_conv(x)
 
 
 @keras.saving.register_keras_serializable(package="ffseg")
@@ -156,7 +172,7 @@ class NoiseMapHead(_MapHead):
 
 
 @keras.saving.register_keras_serializable(package="ffseg")
-class ClassificationHead(keras.layers.Layer):
+class ClassificationHead(_SeparableConvStack):
     """Classification module on the attention-weighted fused features (Sec. III-A).
 
     `num_blocks` x (SeparableConv2D + BatchNormalization + ReLU), global
@@ -173,38 +189,11 @@ class ClassificationHead(keras.layers.Layer):
     Call returns logits `(B, 1)` or `(B, num_classes)` in the variable dtype.
     """
 
-    def __init__(
-        self,
-        num_classes,
-        filters=512,
-        num_blocks=2,
-        kernel_size=3,
-        synchronized_batch_norm=None,
-        batch_norm_momentum=0.99,
-        **kwargs,
-    ):
-        super().__init__(**kwargs)
+    def __init__(self, num_classes, filters=512, **kwargs):
         if num_classes < 2:
             raise ValueError(f"num_classes must be at least 2, got {num_classes}")
+        super().__init__(filters, **kwargs)
         self.num_classes = int(num_classes)
-        self.filters = int(filters)
-        self.num_blocks = int(num_blocks)
-        self.kernel_size = kernel_size
-        self.synchronized_batch_norm = synchronized_batch_norm
-        self.batch_norm_momentum = float(batch_norm_momentum)
-        synchronized = _use_synchronized_batch_norm(synchronized_batch_norm)
-        self.block_layers = []
-        for index in range(self.num_blocks):
-            self.block_layers.extend(
-                _separable_conv_block(
-                    self.filters,
-                    kernel_size,
-                    synchronized,
-                    self.batch_norm_momentum,
-                    name=f"block{index + 1}",
-                    dtype_policy=self.dtype_policy,
-                )
-            )
         self.pooling = keras.layers.GlobalAveragePooling2D(name="pool", dtype=self.dtype_policy)
         self.logits_dense = keras.layers.Dense(
             1 if self.num_classes == 2 else self.num_classes,
@@ -213,33 +202,14 @@ class ClassificationHead(keras.layers.Layer):
         )
 
     def build(self, input_shape):
-        shape = input_shape
-        for layer in self.block_layers:
-            layer.build(shape)
-            shape = layer.compute_output_shape(shape)
-        self.logits_dense.build(self.pooling.compute_output_shape(shape))
+        self.logits_dense.build(self.pooling.compute_output_shape(self._build_blocks(input_shape)))
 
     def call(self, inputs, training=None):
-        x = inputs
-        for layer in self.block_layers:
-            if isinstance(layer, keras.layers.BatchNormalization):
-                x = layer(x, training=training)
-            else:
-                x = layer(x)
-        return self.logits_dense(self.pooling(x))
+        return self.logits_dense(self.pooling(self._call_blocks(inputs, training=training)))
 
     def get_config(self):
         config = super().get_config()
-        config.update(
-            {
-                "num_classes": self.num_classes,
-                "filters": self.filters,
-                "num_blocks": self.num_blocks,
-                "kernel_size": self.kernel_size,
-                "synchronized_batch_norm": self.synchronized_batch_norm,
-                "batch_norm_momentum": self.batch_norm_momentum,
-            }
-        )
+        config["num_classes"] = self.num_classes
         return config
 
 
