@@ -29,13 +29,13 @@ import json
 import os
 import sys
 import tempfile
-import time
 from typing import Iterable, Iterator
 
 import cv2
 import numpy as np
 
-from ffseg import faces, video
+from ffseg import faces, timing, video
+from ffseg.timing import timed
 
 __all__ = [
     "DEFAULT_NUM_FRAMES",
@@ -75,22 +75,6 @@ class InputError(Exception):
 
     def __reduce__(self):
         return (type(self), (self.path, self.reason))
-
-
-# What ``timings`` measure: wall time; bench/detect.py swaps in process CPU time.
-_clock = time.perf_counter
-
-
-@contextlib.contextmanager
-def _timed(timings, key):
-    if timings is None:
-        yield
-        return
-    start = _clock()
-    try:
-        yield
-    finally:
-        timings[key] = timings.get(key, 0.0) + _clock() - start
 
 
 @contextlib.contextmanager
@@ -244,7 +228,7 @@ def _find_faces(frame, detector, crop_size) -> tuple[list[dict], list[np.ndarray
 def _timed_iter(iterable: Iterable, timings, key) -> Iterator:
     iterator = iter(iterable)
     while True:
-        with _timed(timings, key):
+        with timed(timings, key):
             try:
                 item = next(iterator)
             except StopIteration:
@@ -260,7 +244,7 @@ def _run_batch(pending, predictor, batch_size, timings):
     crops = [crop for _, _, _, frame_crops in pending for crop in frame_crops]
     scores = maps = probabilities = None
     if crops:
-        with _timed(timings, "model"):
+        with timed(timings, "model"):
             outputs = predictor.predict(np.stack(crops), batch_size=batch_size)
         scores = np.asarray(outputs["score"], np.float32).reshape(-1)
         maps = np.asarray(outputs["localization_map"], np.float32)
@@ -314,7 +298,7 @@ def score_frames(
     crop_size = _crop_size(predictor)
     pending, pending_crops = [], 0
     for index, frame in _timed_iter(frames, timings, "decode"):
-        with _timed(timings, "detect"):
+        with timed(timings, "detect"):
             records, crops = _find_faces(frame, detector, crop_size)
         pending.append((int(index), frame, records, crops))
         pending_crops += len(crops)
@@ -467,7 +451,7 @@ def detect_image(
     detector = detector or faces.FaceDetector()
     warnings: list[str] = []
     if image is None:
-        with _timed(timings, "decode"):
+        with timed(timings, "decode"):
             _check_input(path)
             image, warnings = read_image(path)
         if image is None:
@@ -493,9 +477,9 @@ def detect_image(
         **_provenance(predictor, detector),
     }
     if overlay_path is not None:
-        with _timed(timings, "draw"):
+        with timed(timings, "draw"):
             drawn = overlay(frame, records, maps, threshold=threshold)
-        with _timed(timings, "encode"):
+        with timed(timings, "encode"):
             _write_image(os.fspath(overlay_path), drawn)
         result["overlay"] = os.path.abspath(overlay_path)
     return result
@@ -573,12 +557,12 @@ def detect_video(
         if _same_file(path, overlay_path):
             raise InputError(path, f"the overlay would overwrite the input ({overlay_path})")
     if info is None:
-        with _timed(timings, "decode"):
+        with timed(timings, "decode"):
             info = video.video_info(path, exact=False)
     count = int(info.get("frame_count") or 0)
     if count == 0 and num_frames is not None:
         # The container does not say: count by decoding (grab only), once.
-        with _timed(timings, "decode"):
+        with timed(timings, "decode"):
             info = video.video_info(path, exact=True)
         count = info["frame_count"]
     arguments = (predictor, detector, num_frames, overlay_path, threshold, batch_size, timings)
@@ -596,7 +580,7 @@ def detect_video(
         if exact["frame_count"] >= count:
             raise
     # Lay the sample out again over the real count, as sample_frames does.
-    with _timed(timings, "decode"):
+    with timed(timings, "decode"):
         info = video.video_info(path, exact=True)
     return _detect_video_pass(path, info, info["frame_count"], *arguments)
 
@@ -675,7 +659,7 @@ def _detect_video_pass(
 
         def drawn() -> Iterator[np.ndarray]:
             for index, frame, records, maps in scored():
-                with _timed(timings, "draw"):
+                with timed(timings, "draw"):
                     caption = None
                     if largest_scores:
                         mean = float(np.mean(largest_scores))
@@ -683,10 +667,10 @@ def _detect_video_pass(
                         caption = f"frame {index}  video so far: {word} {mean:.2f}"
                     image = _even(overlay(frame, records, maps, threshold=threshold,
                                           caption=caption))
-                start = _clock()
+                start = timing.clock()
                 yield image
                 if timings is not None:
-                    timings["encode"] = timings.get("encode", 0.0) + _clock() - start
+                    timings["encode"] = timings.get("encode", 0.0) + timing.clock() - start
 
         video.write_video(overlay_path, drawn(), fps=round(overlay_fps, 4))
 
@@ -744,7 +728,7 @@ def detect_file(
     """
     path = os.fspath(path)
     detector = detector or faces.FaceDetector()
-    with _timed(timings, "decode"):
+    with timed(timings, "decode"):
         kind, payload, warnings = probe(path)
     name = name or os.path.splitext(os.path.basename(path))[0] or "input"
     json_path = overlay_path = None

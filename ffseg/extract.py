@@ -14,21 +14,15 @@ whatever the length of the video.
 from __future__ import annotations
 
 import os
-import time
-from contextlib import contextmanager
 
 import numpy as np
 
 from ffseg import faces, masks, noise, video
+from ffseg.timing import timed
 
 __all__ = ["extract_video"]
 
 _default_detector = None
-
-# The clock behind ``timings``; bench/extract.py swaps in time.process_time to
-# measure CPU time on machines shared with other jobs.
-_clock = time.perf_counter
-
 
 def _detector() -> faces.FaceDetector:
     # dlib deserialises its model on creation (tens of ms): share one default.
@@ -38,16 +32,6 @@ def _detector() -> faces.FaceDetector:
     return _default_detector
 
 
-@contextmanager
-def _timed(timings, key):
-    if timings is None:
-        yield
-        return
-    start = _clock()
-    try:
-        yield
-    finally:
-        timings[key] = timings.get(key, 0.0) + _clock() - start
 
 
 def extract_video(
@@ -106,7 +90,7 @@ def extract_video(
     detector = detector or _detector()
     skipped: list[dict] = []
 
-    with _timed(timings, "decode"):
+    with timed(timings, "decode"):
         if frame_indices is None:
             indices, frame_list = video.sample_frames(video_path, num_frames)
             frames = dict(zip((int(i) for i in indices), frame_list))
@@ -135,7 +119,7 @@ def extract_video(
                 )
             return masks.binary_mask(mask_frame, mask_threshold)
 
-        with _timed(timings, "mask"):
+        with timed(timings, "mask"):
             mask_by_frame, mask_count = (
                 video.read_frames(mask_path, sorted(frames), transform=binarise)
                 if frames
@@ -150,21 +134,21 @@ def extract_video(
     if not kept:
         return [], sorted(skipped, key=lambda s: s["frame"])
 
-    with _timed(timings, "detect"):
+    with timed(timings, "detect"):
         boxes, detected = faces.track_boxes(
             [frames[i] for i in kept], detector, path=video_path, indices=kept, scale=scale
         )
 
     examples = []
     for index, box, found in zip(kept, boxes, detected):
-        with _timed(timings, "crop"):
+        with timed(timings, "crop"):
             image = faces.crop(frames.pop(index), box, size)
             mask = mask_by_frame.pop(index)
             if mask is None:
                 mask = masks.empty_mask((size, size))
             else:
                 mask = faces.crop_mask(mask, box, size)
-        with _timed(timings, "noise"):
+        with timed(timings, "noise"):
             noise_map = noise.to_gray(noise.noise_residual(image, sigma))
         examples.append(
             {

@@ -1,5 +1,4 @@
 import numpy as np
-import pytest
 
 from ffseg import data as data_lib
 
