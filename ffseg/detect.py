@@ -161,6 +161,19 @@ def probe(path) -> tuple[str, object, list[str]]:
     _check_input(path)
     image, warnings = read_image(path)
     if image is not None:
+        pages = _image_count(path)
+        if pages > 1:
+            # An animated GIF, PNG or WebP: score it as the video it is, if
+            # FFmpeg reads it as one; otherwise (a multi-page TIFF) say that
+            # only the first picture was scored.
+            messages: list[str] = []
+            try:
+                with capture_native_stderr(messages):
+                    info = video.video_info(path, exact=False)
+            except video.VideoError:
+                warnings = warnings + [f"the file holds {pages} images; only the first was scored"]
+            else:
+                return "video", info, []
         return "image", image, warnings
     kind = _image_signature(path)
     if kind is not None:
@@ -174,6 +187,16 @@ def probe(path) -> tuple[str, object, list[str]]:
     except video.VideoError as error:
         raise InputError(path, f"not a readable image or video: {error.reason}") from None
     return "video", info, []
+
+
+def _image_count(path: str) -> int:
+    """How many pictures an image file holds (frames of an animation, pages of a TIFF)."""
+    messages: list[str] = []
+    try:
+        with capture_native_stderr(messages):
+            return int(cv2.imcount(path))
+    except cv2.error:
+        return 1
 
 
 _IMAGE_SIGNATURES = (

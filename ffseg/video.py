@@ -112,6 +112,8 @@ def sample_indices(frame_count: int, num_frames: int | None) -> np.ndarray:
 _IMAGE_SIGNATURES = {
     b"\x89PNG\r\n\x1a\n": "PNG",
     b"\xff\xd8\xff": "JPEG",
+    b"GIF87a": "GIF",
+    b"GIF89a": "GIF",
     b"BM": "BMP",
     b"II*\x00": "TIFF",
     b"MM\x00*": "TIFF",
@@ -145,6 +147,12 @@ def _open(path: str) -> cv2.VideoCapture:
     # decoder (CAP_ANY may pick the image-sequence backend, e.g. for a '%').
     capture = cv2.VideoCapture(path, cv2.CAP_FFMPEG)
     if not capture.isOpened():
+        streams = _stream_kinds(path)
+        if streams and "Video" not in streams:
+            raise VideoError(
+                path, f"cannot be opened as a video: it has no video stream "
+                f"(only {', '.join(sorted(set(streams))).lower()})"
+            )
         raise VideoError(
             path, "cannot be opened as a video (not a video file, or corrupt or truncated)"
         )
@@ -154,6 +162,36 @@ def _open(path: str) -> cv2.VideoCapture:
         capture.release()
         raise VideoError(path, "has no video stream")
     return capture
+
+
+def _stream_kinds(path: str) -> list[str]:
+    """The kinds of stream ("Video", "Audio", ...) FFmpeg lists in a file it can parse.
+
+    Only called for a file OpenCV could not open, to say why: an MP4 that
+    holds only sound is not corrupt. Empty when FFmpeg cannot parse it either.
+    """
+    import imageio_ffmpeg
+
+    command = [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", path]
+    try:
+        result = subprocess.run(
+            command, capture_output=True, text=True, errors="replace", timeout=60
+        )
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return re.findall(r"^\s*Stream #\S+: (\w+):", result.stderr, flags=re.MULTILINE)
+
+
+def _rotation(capture: cv2.VideoCapture) -> int:
+    """The container's display rotation in degrees (0, 90, 180 or 270).
+
+    OpenCV applies it while decoding (``CAP_PROP_ORIENTATION_AUTO``), so
+    frames, width and height are already those of the upright picture.
+    """
+    value = capture.get(cv2.CAP_PROP_ORIENTATION_META)
+    if not np.isfinite(value):
+        return 0
+    return int(round(value)) % 360
 
 
 def _reported_count(capture: cv2.VideoCapture) -> int:
@@ -417,9 +455,11 @@ def video_info(path, *, exact: bool = True) -> dict:
             container's own figure is returned as ``reported_frame_count``.
 
     Returns:
-        ``dict(frame_count, fps, width, height, reported_frame_count)``;
-        ``frame_count`` is the container's figure when ``exact`` is False (0
-        when the container does not say).
+        ``dict(frame_count, fps, width, height, reported_frame_count,
+        rotation)``; ``frame_count`` is the container's figure when ``exact``
+        is False (0 when the container does not say). ``width`` and ``height``
+        are those of the decoded (upright) frames; ``rotation`` is the display
+        rotation the container asked for, in degrees, already applied.
     """
     path = os.fspath(path)
     with _Decoder(path) as decoder:
@@ -429,6 +469,7 @@ def video_info(path, *, exact: bool = True) -> dict:
             "width": int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)),
             "height": int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)),
             "reported_frame_count": decoder.reported,
+            "rotation": _rotation(capture),
         }
         if exact:
             decoder.skip_to_end()

@@ -29,6 +29,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import re
 import sys
 import typing
 
@@ -235,15 +236,30 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         )
         self._manual_dir_given = download_config.manual_dir is not None
         self._report = build_report.BuildReport("ffpp")
-        split_infos = super()._generate_splits(dl_manager, download_config)
+        self._manual_root_name = None
+        header = {
+            "dataset": f"{self.name}/{self.builder_config.name}",
+            "version": str(self.version),
+            "runner": "beam" if self._use_beam else "python",
+        }
+        try:
+            split_infos = super()._generate_splits(dl_manager, download_config)
+        except Exception as error:
+            # TFDS deletes its temporary dataset folder: keep what was
+            # skipped so far beside it, so the failure can be understood.
+            if any(self._report.entries.values()):
+                path = self.data_path.parent / f"build_report-{self.version}-failed.json"
+                self._report.write(
+                    path, header={**header, "manual_dir": self._manual_root_name, "failed": str(error)}
+                )
+                error.add_note(f"Videos and frames skipped before the failure: {path}")
+            raise
         # Still inside TFDS' temporary dataset folder: the report ships with
         # the dataset when the folder is renamed into place.
         self._report.write(
             self.data_path / REPORT_FILENAME,
             header={
-                "dataset": f"{self.name}/{self.builder_config.name}",
-                "version": str(self.version),
-                "runner": "beam" if self._use_beam else "python",
+                **header,
                 "manual_dir": self._manual_root_name,
                 "examples": {info.name: info.num_examples for info in split_infos},
             },
@@ -264,7 +280,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
 
         generators = {}
         for split, names in split_videos.items():
-            videos = []
+            videos, not_found = [], []
             for name in names:
                 video = video_entry(root, name, config.quality)
                 files = {"video": video["path"], "mask video": video["mask_path"]}
@@ -272,9 +288,20 @@ class Builder(tfds.core.GeneratorBasedBuilder):
                 if missing:
                     what, path = missing[0]
                     entry = {"split": split, "video": name, "reason": f"{what} not found: {path}"}
-                    self._report.add("skipped_videos", entry)
+                    not_found.append(entry)
                     continue
                 videos.append(video)
+            if not videos:
+                # A split without a single video fails TFDS' writer only after
+                # every other split was built; say so now, and why.
+                raise FileNotFoundError(
+                    f"none of the {len(names)} videos that {root / 'splits' / SPLIT_FILES[split]} "
+                    f"lists for the {split} split was found, e.g. {not_found[0]['reason']}; "
+                    "check that its ids match the file names. Layout of the manual_dir:\n"
+                    f"{_INSTRUCTIONS}"
+                )
+            for entry in not_found:
+                self._report.add("skipped_videos", entry)
             _log.info("ffpp: %s: %d of %d listed videos found", split, len(videos), len(names))
             generators[split] = self._generate_examples(videos, split=split)
         return generators
@@ -304,8 +331,17 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         return self._generate_from_python(videos, kwargs)
 
     def _generate_from_python(self, videos, kwargs):
+        count = 0
         for video in videos:
-            yield from video_examples(video, report=self._report.add, **kwargs)
+            for item in video_examples(video, report=self._report.add, **kwargs):
+                count += 1
+                yield item
+        if count == 0:
+            # TFDS' writer would only say "No examples were yielded".
+            raise ValueError(
+                f"ffpp: the {kwargs['split']} split has no usable example: all "
+                f"{len(videos)} of its videos were skipped"
+            )
 
     def _process_pipeline_result(self, pipeline_result) -> None:
         self._report.add_from_pipeline(pipeline_result)
@@ -329,7 +365,12 @@ class Builder(tfds.core.GeneratorBasedBuilder):
 
 
 def read_split_file(path) -> typing.List[typing.Tuple[str, str]]:
-    """[target, source] pairs of an FF++ split file (splits/{train,val,test}.json)."""
+    """[target, source] pairs of an FF++ split file (splits/{train,val,test}.json).
+
+    Ids are FF++'s three-digit video numbers: written as JSON numbers
+    ([[71, 54]]) or without their leading zeros they are padded ("071"), as
+    the file names are. Anything else fails, naming the file and the entry.
+    """
     path = epath.Path(path)
     if not path.exists():
         raise FileNotFoundError(
@@ -337,14 +378,43 @@ def read_split_file(path) -> typing.List[typing.Tuple[str, str]]:
             '[target, source] pairs such as [["071", "054"], ...] (FF++ repository, '
             "dataset/splits/)."
         )
+    expected = 'expected a JSON list of [target, source] id pairs such as [["071", "054"], ...]'
     try:
-        pairs = json.loads(path.read_text())
-        pairs = [(str(a), str(b)) for a, b in pairs]
-    except (ValueError, TypeError) as error:
-        raise ValueError(
-            f"{path}: expected a JSON list of [target, source] id pairs ({error})"
-        ) from None
-    return pairs
+        # utf-8-sig: a byte-order mark, as some Windows editors write, is not an error.
+        pairs = json.loads(path.read_bytes().decode("utf-8-sig"))
+    except ValueError as error:  # JSONDecodeError, UnicodeDecodeError
+        raise ValueError(f"{path}: not valid JSON ({error}); {expected}") from None
+    if not isinstance(pairs, list):
+        raise ValueError(f"{path}: holds a JSON {type(pairs).__name__}; {expected}")
+    if not pairs:
+        raise ValueError(f"{path}: lists no pairs; {expected}")
+    result = []
+    for number, pair in enumerate(pairs):
+        ids = _pair_ids(pair)
+        if ids is None:
+            raise ValueError(
+                f"{path}: entry {number} is {json.dumps(pair)}, not a [target, source] pair "
+                f"of video ids; {expected}"
+            )
+        if ids[0] == ids[1]:
+            raise ValueError(f"{path}: entry {number} pairs video {ids[0]} with itself")
+        result.append(ids)
+    return result
+
+
+def _pair_ids(pair) -> typing.Optional[typing.Tuple[str, str]]:
+    """("071", "054") from ["071", "054"], [71, 54] or ["71", "54"]; None if not a pair."""
+    if not isinstance(pair, list) or len(pair) != 2:
+        return None
+    ids = []
+    for value in pair:
+        if isinstance(value, bool) or not isinstance(value, (int, str)):
+            return None
+        text = str(value).strip()
+        if not re.fullmatch(r"[0-9]+", text):
+            return None
+        ids.append(text.zfill(3))
+    return ids[0], ids[1]
 
 
 def split_video_names(pairs, methods=METHODS) -> typing.List[str]:
@@ -425,17 +495,22 @@ def video_examples(video, *, split, frames, real_frames, sigma, detector, report
 
     Bad input never raises out of here: an unreadable, corrupt, empty or
     face-less video, or a missing or unreadable mask video, is reported as a
-    skipped video; frames past the end of a short mask video as skipped
-    frames; frames whose face the detector missed (and whose box the
-    extractor took from elsewhere) as flagged frames, which are kept.
+    skipped video (with the file at fault); frames past the end of a short
+    mask video as skipped frames; frames whose face the detector missed (and
+    whose box the extractor took from elsewhere), and frames of a fake whose
+    mask is empty, full, outside the face or from a longer mask video
+    (`extract_video`'s flags), as flagged frames, which are kept.
     """
     from ffseg import extract, faces
     from ffseg import video as video_lib
 
     name, is_real = video["name"], video["mask_path"] is None
 
-    def skip_video(reason):
-        report("skipped_videos", {"split": split, "video": name, "reason": reason})
+    def skip_video(reason, path=None):
+        entry = {"split": split, "video": name, "reason": reason}
+        if path is not None:
+            entry["file"] = str(path)
+        report("skipped_videos", entry)
 
     try:
         examples, skipped = extract.extract_video(
@@ -448,15 +523,15 @@ def video_examples(video, *, split, frames, real_frames, sigma, detector, report
         )
     except video_lib.VideoError as error:
         which = "mask video" if error.path == video["mask_path"] else "video"
-        skip_video(f"{which}: {error.reason}")
+        skip_video(f"{which}: {error.reason}", error.path)
         return
     except faces.NoFaceError as error:
-        skip_video(f"no face: {error.reason}")
+        skip_video(f"no face: {error.reason}", error.path)
         return
     except Exception as error:  # pylint: disable=broad-except
         # A file that breaks the decoder in an unforeseen way must not stop a
         # build of thousands of videos; the report says it was unexpected.
-        skip_video(f"unexpected {type(error).__name__}: {error}")
+        skip_video(f"unexpected {type(error).__name__}: {error}", video["path"])
         return
 
     for skip in skipped:
@@ -467,16 +542,11 @@ def video_examples(video, *, split, frames, real_frames, sigma, detector, report
     method = video["method"]
     for example in examples:
         frame = int(example["frame"])
+        reasons = list(example.get("flags", ()))
         if not example["detected"]:
-            report(
-                "flagged_frames",
-                {
-                    "split": split,
-                    "video": name,
-                    "frame": frame,
-                    "reason": "no face detected in this frame; crop box taken from other frames",
-                },
-            )
+            reasons.insert(0, "no face detected in this frame; crop box taken from other frames")
+        for reason in reasons:
+            report("flagged_frames", {"split": split, "video": name, "frame": frame, "reason": reason})
         noise = np.asarray(example["noise"], np.float32)
         yield f"{name}/{frame:04d}", {
             "image": example["image"],
