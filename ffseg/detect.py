@@ -149,6 +149,9 @@ def read_image(path) -> tuple[np.ndarray | None, list[str]]:
 def probe(path) -> tuple[str, object, list[str]]:
     """Decides whether ``path`` is an image or a video, image first.
 
+    An image file that holds several pictures (an animated GIF, PNG or WebP)
+    is a video when FFmpeg reads it as one.
+
     Returns:
         ``("image", rgb_frame, warnings)`` or ``("video", info, [])`` where
         ``info`` is ``video.video_info(path, exact=False)``.
@@ -169,11 +172,12 @@ def probe(path) -> tuple[str, object, list[str]]:
             messages: list[str] = []
             try:
                 with capture_native_stderr(messages):
-                    info = video.video_info(path, exact=False)
+                    info = video.video_info(path, exact=True)  # small files: count them
             except video.VideoError:
-                warnings = warnings + [f"the file holds {pages} images; only the first was scored"]
-            else:
+                info = {"frame_count": 0}
+            if info["frame_count"] > 1:
                 return "video", info, []
+            warnings = warnings + [f"the file holds {pages} images; only the first was scored"]
         return "image", image, warnings
     kind = _image_signature(path)
     if kind is not None:
@@ -484,7 +488,8 @@ def detect_image(
                      timings=timings)
     )
     if not records:
-        raise faces.NoFaceError(path, "no face found in the image")
+        limit = faces.size_limit(detector, image.shape)
+        raise faces.NoFaceError(path, f"no face found in the image{limit}")
     largest = next(record for record in records if record["largest"])
     result = {
         "input": os.path.abspath(path),
@@ -701,7 +706,10 @@ def _detect_video_pass(
         if overlay_path is not None:
             with contextlib.suppress(OSError):
                 os.remove(overlay_path)
-        raise faces.NoFaceError(path, f"no face found in any of {len(frames_out)} scored frames")
+        limit = faces.size_limit(detector, (info["height"], info["width"]))
+        raise faces.NoFaceError(
+            path, f"no face found in any of {len(frames_out)} scored frames{limit}"
+        )
     frame_count = len(frames_out) if every_frame else count
     result = {
         "input": os.path.abspath(path),

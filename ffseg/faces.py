@@ -34,9 +34,26 @@ __all__ = [
     "crop",
     "crop_mask",
     "track_boxes",
+    "size_limit",
 ]
 
 Box = tuple[int, int, int, int]
+_DLIB_WINDOW = 80  # side of dlib's frontal detector window, in pixels
+
+
+def size_limit(detector, frame_shape) -> str:
+    """Why a face may have gone unseen in frames of ``frame_shape``, for messages.
+
+    Empty when ``detector`` does not say (anything with ``largest`` will do
+    for ``track_boxes``).
+    """
+    smallest = getattr(detector, "smallest_face", None)
+    if smallest is None:
+        return ""
+    return (
+        f" (faces smaller than about {smallest(frame_shape)} px are not detected in a "
+        f"{int(frame_shape[1])}x{int(frame_shape[0])} frame)"
+    )
 
 
 class NoFaceError(Exception):
@@ -106,6 +123,13 @@ class FaceDetector:
 
             self._detector = dlib.get_frontal_face_detector()
         return self._detector
+
+    def smallest_face(self, frame_shape) -> int:
+        """About the side, in frame pixels, of the smallest face found in such a frame.
+
+        dlib's window is 80 px at detection scale; each upsampling halves it.
+        """
+        return int(round(_DLIB_WINDOW / self.scale_for(frame_shape) / 2**self.upsample))
 
     def scale_for(self, frame_shape) -> float:
         """The factor applied to a frame of ``frame_shape`` before detection."""
@@ -258,7 +282,8 @@ def track_boxes(frames, detector: FaceDetector, *, path=None, indices=None, scal
     detected = [box is not None for box in boxes]
     found = np.flatnonzero(detected)
     if found.size == 0:
-        raise NoFaceError(path, f"no face found in any of {len(frames)} sampled frames")
+        limit = size_limit(detector, np.shape(frames[0])) if frames else ""
+        raise NoFaceError(path, f"no face found in any of {len(frames)} sampled frames{limit}")
     for i, box in enumerate(boxes):
         if box is None:
             distance = np.abs(positions[found] - positions[i])

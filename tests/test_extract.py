@@ -27,12 +27,13 @@ def manipulated(tmp_path_factory):
 
 
 def check_example(example, size=299):
-    assert set(example) == {"image", "mask", "noise", "frame", "box", "detected"}
+    assert set(example) == {"image", "mask", "noise", "frame", "box", "detected", "flags"}
     assert example["image"].shape == (size, size, 3) and example["image"].dtype == np.uint8
     assert example["mask"].shape == (size, size, 1) and example["mask"].dtype == np.uint8
     assert set(np.unique(example["mask"])) <= {0, 1}
     assert example["noise"].shape == (size, size) and example["noise"].dtype == np.float32
     assert isinstance(example["frame"], int) and isinstance(example["detected"], bool)
+    assert isinstance(example["flags"], list) and all(isinstance(f, str) for f in example["flags"])
     assert len(example["box"]) == 4 and all(isinstance(v, int) for v in example["box"])
 
 
@@ -46,6 +47,7 @@ def test_manipulated_video(manipulated, detector):
     ious = []
     for example in examples:
         check_example(example)
+        assert example["flags"] == []
         frame = example["frame"]
         box = example["box"]
         assert example["detected"]
@@ -194,3 +196,97 @@ def test_bad_sigma(manipulated):
     _, video_path, _, _ = manipulated
     with pytest.raises(ValueError, match="sigma"):
         extract.extract_video(video_path, None, num_frames=2, sigma=0)
+
+
+# --- mask videos that do not fit their video ----------------------------------
+
+
+def test_mask_video_longer_than_its_video_flags_every_frame(manipulated, tmp_path, detector):
+    clip, video_path, _, _ = manipulated
+    frames = clip.mask_frames()
+    longer = media.write_clip(tmp_path / "long_mask.mp4", frames + frames[-4:])
+    examples, skipped = extract.extract_video(
+        video_path, longer, num_frames=4, sigma=5, detector=detector
+    )
+    assert skipped == [] and len(examples) == 4
+    for example in examples:
+        assert example["mask"].any()
+        assert example["flags"] == [
+            f"mask video has more frames than the video ({NUM_FRAMES}); masks are assumed "
+            "to start at frame 0"
+        ]
+    # The same mask video, just as long as its video, raises no flag.
+    examples, _ = extract.extract_video(
+        video_path, media.write_clip(tmp_path / "mask.mp4", frames), num_frames=4, sigma=5,
+        detector=detector,
+    )
+    assert all(e["flags"] == [] for e in examples)
+
+
+@pytest.mark.parametrize("value, what", [(0, "empty (all black)"), (255, "full (all white)")])
+def test_mask_video_without_a_region_is_an_error(manipulated, tmp_path, detector, value, what):
+    clip, video_path, _, _ = manipulated
+    flat = [np.full_like(frame, value) for frame in clip.mask_frames()]
+    mask_path = media.write_clip(tmp_path / "flat_mask.mp4", flat)
+    with pytest.raises(video.VideoError) as info:
+        extract.extract_video(video_path, mask_path, num_frames=4, sigma=5, detector=detector)
+    assert info.value.path == mask_path
+    assert f"mask video is {what} in all 4 sampled frames" in info.value.reason
+
+
+def test_empty_or_misplaced_mask_frames_are_kept_and_flagged(manipulated, tmp_path, detector):
+    clip, video_path, _, _ = manipulated
+    frames = [frame.copy() for frame in clip.mask_frames()]
+    sampled = video.sample_indices(NUM_FRAMES, 4).tolist()  # [0, 8, 15, 23]
+    frames[sampled[1]][:] = 0  # nothing marked
+    frames[sampled[2]][:] = 0
+    frames[sampled[2]][-60:, -60:] = 255  # marked, but in a corner far from the face
+    mask_path = media.write_clip(tmp_path / "holes.mp4", frames)
+    examples, skipped = extract.extract_video(
+        video_path, mask_path, num_frames=4, sigma=5, detector=detector
+    )
+    assert skipped == [] and [e["frame"] for e in examples] == sampled
+    flags = [e["flags"] for e in examples]
+    assert flags == [
+        [],
+        ["mask frame is empty (all black) in a manipulated video"],
+        ["mask lies wholly outside the face crop"],
+        [],
+    ]
+    assert not examples[1]["mask"].any() and not examples[2]["mask"].any()
+
+
+def test_mask_video_rotated_unlike_its_video_is_an_error(manipulated, tmp_path, detector):
+    # A 180-degree turn keeps the frame size, so only the rotation tells.
+    _, video_path, mask_path, _ = manipulated
+    turned = tmp_path / "turned_mask.mp4"
+    media.ffmpeg("-display_rotation", "180", "-i", mask_path, "-c", "copy", str(turned))
+    with pytest.raises(video.VideoError) as info:
+        extract.extract_video(video_path, turned, num_frames=3, sigma=5, detector=detector)
+    assert info.value.path == str(turned)
+    assert "display rotation of 180 degrees" in info.value.reason
+
+
+def test_video_with_rotation_metadata_is_decoded_upright(tmp_path, detector):
+    # A phone video: stored sideways, with the rotation that shows it upright.
+    import cv2
+
+    clip = media.face_clip("astronaut", 6)
+    stored = media.write_clip(
+        tmp_path / "sideways.mp4", [cv2.rotate(f, cv2.ROTATE_90_CLOCKWISE) for f in clip.frames]
+    )
+    stored_mask = media.write_clip(
+        tmp_path / "sideways_mask.mp4",
+        [cv2.rotate(f, cv2.ROTATE_90_CLOCKWISE) for f in clip.mask_frames()],
+    )
+    upright, upright_mask = tmp_path / "upright.mp4", tmp_path / "upright_mask.mp4"
+    media.ffmpeg("-display_rotation", "90", "-i", stored, "-c", "copy", str(upright))
+    media.ffmpeg("-display_rotation", "90", "-i", stored_mask, "-c", "copy", str(upright_mask))
+    examples, skipped = extract.extract_video(
+        upright, upright_mask, num_frames=3, sigma=5, detector=detector
+    )
+    assert skipped == [] and len(examples) == 3
+    for example in examples:
+        assert example["detected"] and example["flags"] == []
+        expected = faces.crop_mask(clip.masks[example["frame"]], example["box"])
+        assert media.iou(example["mask"][:, :, 0], expected) >= 0.95
