@@ -463,3 +463,77 @@ def test_overlay_draws_the_map_the_right_way_round():
     assert right[2] > right[0] + 40  # blue over the pristine half
     np.testing.assert_array_equal(drawn[160:, :], frame[160:, :])
     assert tuple(drawn[100, 100]) == (230, 40, 40)  # box edge: red, score >= threshold
+
+
+# --- inputs a new user brings ---------------------------------------------------
+
+
+def test_animated_images_are_scored_as_videos(predictor, tmp_path):
+    from PIL import Image
+
+    clip = media.face_clip("astronaut", 4)
+    pictures = [Image.fromarray(frame) for frame in clip.frames]
+    gif = tmp_path / "anim.gif"
+    pictures[0].save(gif, save_all=True, append_images=pictures[1:], duration=40)
+    result = detect.detect_file(gif, predictor, output_dir=tmp_path / "out")
+    assert result["kind"] == "video" and result["frames_scored"] == 4
+    assert result["frames_without_face"] == 0
+    # FFmpeg cannot play a multi-page TIFF: its first page is scored, with a warning.
+    tiff = tmp_path / "pages.tiff"
+    pictures[0].save(tiff, save_all=True, append_images=pictures[1:])
+    kind, image, warnings = detect.probe(tiff)
+    assert kind == "image" and image.shape == (480, 640, 3)
+    assert warnings == ["the file holds 4 images; only the first was scored"]
+
+
+def test_image_formats_decode_to_rgb(tmp_path):
+    from PIL import Image
+
+    photo = media.astronaut()
+    files = {
+        "alpha.png": Image.fromarray(np.dstack([photo, np.full(photo.shape[:2], 200, np.uint8)])),
+        "gray.jpg": Image.fromarray(photo).convert("L"),
+        "cmyk.jpg": Image.fromarray(photo).convert("CMYK"),
+        "palette.png": Image.fromarray(photo).convert("P", palette=Image.Palette.ADAPTIVE),
+    }
+    for name, picture in files.items():
+        picture.save(tmp_path / name, quality=95)
+    assert cv2.imwrite(str(tmp_path / "deep.png"), photo[:, :, ::-1].astype(np.uint16) * 257)
+    gray = cv2.cvtColor(photo, cv2.COLOR_RGB2GRAY).astype(int)
+    for name in [*files, "deep.png"]:
+        kind, image, _ = detect.probe(tmp_path / name)
+        assert kind == "image" and image.shape == (512, 512, 3) and image.dtype == np.uint8
+        if name == "gray.jpg":
+            assert np.abs(image[..., 0].astype(int) - gray).mean() < 3
+        else:
+            assert np.abs(image.astype(int) - photo).mean() < 12, name
+
+
+def test_no_face_in_an_image_says_which_faces_are_too_small(predictor, tmp_path):
+    # A 2000x1000 photo searched at 640x320: faces under ~250 px go unseen.
+    path = _write_rgb(tmp_path / "wide.png", cv2.resize(media.coffee(), (2000, 1000)))
+    with pytest.raises(faces.NoFaceError) as info:
+        detect.detect_image(path, predictor)
+    assert info.value.reason == (
+        "no face found in the image (faces smaller than about 250 px are not detected in a "
+        "2000x1000 frame)"
+    )
+
+
+def test_paths_with_spaces_and_non_ascii_characters(model_and_export, inputs, tmp_path):
+    import shutil
+
+    paths, _ = inputs
+    folder = tmp_path / "vidéos 中文"
+    folder.mkdir()
+    photo = shutil.copy(paths["photo"], folder / "photo é.png")
+    clip = shutil.copy(paths["clip"], folder / "clip 中文.mp4")
+    output = folder / "résultats"
+    stdout = io.StringIO()
+    with contextlib.redirect_stdout(stdout):
+        status = cli.main(["detect", str(photo), str(clip), "--model", model_and_export[1],
+                           "--output", str(output)])
+    assert status == 0, stdout.getvalue()
+    assert _load(str(output), "photo é")["input"] == str(photo)
+    assert _load(str(output), "clip 中文")["frames_scored"] == CLIP_FRAMES
+    assert video.video_info(output / "clip 中文.mp4")["frame_count"] == CLIP_FRAMES

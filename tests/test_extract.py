@@ -290,3 +290,54 @@ def test_video_with_rotation_metadata_is_decoded_upright(tmp_path, detector):
         assert example["detected"] and example["flags"] == []
         expected = faces.crop_mask(clip.masks[example["frame"]], example["box"])
         assert media.iou(example["mask"][:, :, 0], expected) >= 0.95
+
+
+# --- frame sizes ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "size, face_px",
+    [
+        ((1080, 1920), 300),  # searched at 640x360: the box is scaled back to 1080p
+        ((120, 160), 100),  # never upscaled; the 1.3x box is shrunk to the frame's height
+    ],
+)
+def test_frame_sizes_from_1080p_to_160x120(tmp_path, detector, size, face_px):
+    import cv2
+
+    height, width = size
+    if height >= 480:
+        clip = media.face_clip("astronaut", 3, size=size, face_px=face_px, start=(700, 300))
+    else:
+        # The astronaut photo scaled so that her face is face_px wide, cut to
+        # 160x120 about the face, three times over.
+        left, top, right, bottom = media.photo_face_box("astronaut")
+        zoom = face_px / (right - left)
+        photo = cv2.resize(media.astronaut(), None, fx=zoom, fy=zoom, interpolation=cv2.INTER_AREA)
+        x = int((left + right) / 2 * zoom) - width // 2
+        y = int((top + bottom) / 2 * zoom) - height // 2
+        frame = np.ascontiguousarray(photo[y:y + height, x:x + width])
+        box = tuple(int(round(v * zoom)) - offset
+                    for v, offset in zip((left, top, right, bottom), (x, y, x, y)))
+        mask = np.zeros((height, width), np.uint8)
+        cv2.ellipse(mask, ((box[0] + box[2]) // 2, (box[1] + box[3]) // 2),
+                    (face_px // 2, int(face_px * 0.6)), 0, 0, 360, 1, -1)
+        clip = media.Clip([frame] * 3, [mask] * 3, [box] * 3)
+    video_path = media.write_clip(tmp_path / "clip.mp4", clip.frames)
+    mask_path = media.write_clip(tmp_path / "mask.mp4", clip.mask_frames())
+    examples, skipped = extract.extract_video(
+        video_path, mask_path, num_frames=3, sigma=5, detector=detector
+    )
+    assert skipped == [] and len(examples) == 3
+    for example in examples:
+        check_example(example)
+        assert example["detected"] and example["flags"] == []
+        x0, y0, x1, y1 = example["box"]
+        assert x1 - x0 == y1 - y0 and 0 <= x0 < x1 <= width and 0 <= y0 < y1 <= height
+        if height == 120:
+            assert (y0, y1) == (0, 120)
+        truth = clip.face_boxes[example["frame"]]
+        tolerance = 0.1 * (truth[2] - truth[0])
+        assert abs((x0 + x1) / 2 - (truth[0] + truth[2]) / 2) < tolerance
+        expected = faces.crop_mask(clip.masks[example["frame"]], example["box"])
+        assert media.iou(example["mask"][:, :, 0], expected) >= 0.9

@@ -85,6 +85,22 @@ def test_max_side_trades_small_faces_for_speed():
     assert np.allclose(centre(face), (700 + 222 * 100 / 88, 300 + 127 * 100 / 88), atol=8)
 
 
+def test_no_face_error_says_which_faces_are_too_small():
+    # The 1920x1080 frame of the test above, whose 100 px face is missed at
+    # max_side 640: the error must say that faces under ~240 px go unseen.
+    detector = faces.FaceDetector(max_side=640)
+    assert detector.smallest_face((1080, 1920, 3)) == 240
+    assert detector.smallest_face((120, 160, 3)) == 80  # never upscaled: dlib's window
+    assert faces.FaceDetector(max_side=640, upsample=1).smallest_face((480, 640)) == 40
+    frame = np.zeros((1080, 1920, 3), np.uint8)
+    with pytest.raises(faces.NoFaceError) as info:
+        faces.track_boxes([frame, frame], detector, path="hd.mp4")
+    assert info.value.reason == (
+        "no face found in any of 2 sampled frames (faces smaller than about 240 px are not "
+        "detected in a 1920x1080 frame)"
+    )
+
+
 def test_largest_of_two_faces(detector):
     frame = media.background()
     hopper = cv2.resize(media.grace_hopper(), (256, 300), interpolation=cv2.INTER_AREA)

@@ -130,6 +130,24 @@ def test_video_info(clip_file):
     assert info["fps"] == pytest.approx(25)
 
 
+@pytest.mark.parametrize("rotation", [90, 180])
+def test_rotation_metadata_is_applied_and_reported(clip_file, tmp_path, rotation):
+    path, frames = clip_file
+    rotated = tmp_path / "rotated.mp4"
+    media.ffmpeg("-display_rotation", str(rotation), "-i", path, "-c", "copy", str(rotated))
+    info = video.video_info(rotated)
+    assert info["rotation"] in (rotation, 360 - rotation)
+    assert video.video_info(path)["rotation"] == 0
+    _, (first,) = video.sample_frames(rotated, 1)
+    if rotation == 180:
+        assert (info["width"], info["height"]) == (160, 96)
+        expected = frames[0][::-1, ::-1]
+    else:
+        assert (info["width"], info["height"]) == (96, 160) and first.shape == (160, 96, 3)
+        expected = np.rot90(frames[0], 1)  # -display_rotation 90 turns counter-clockwise
+    assert np.abs(first.astype(int) - expected).mean() < 6
+
+
 def test_iter_frames(clip_file):
     path, originals = clip_file
     items = list(video.iter_frames(path, [29, 3, 3, 10]))
@@ -205,11 +223,26 @@ def test_still_image_is_not_a_video(tmp_path):
         raises_naming(path, "still", video.video_info)
 
 
+def test_still_gif_renamed_mp4_is_not_a_video(tmp_path):
+    from PIL import Image
+
+    path = tmp_path / "photo.mp4"
+    Image.fromarray(media.astronaut()).save(path, format="GIF")
+    raises_naming(path, "still GIF image", lambda p: video.sample_frames(p, None))
+    raises_naming(path, "still GIF image", video.video_info)
+    # An animated GIF is a video.
+    frames = [Image.fromarray(frame) for frame in bar_clip(4)]
+    animated = tmp_path / "bars.gif"
+    frames[0].save(animated, save_all=True, append_images=frames[1:], duration=40)
+    assert video.video_info(animated)["frame_count"] == 4
+
+
 def test_audio_only_file(tmp_path):
     path = tmp_path / "silence.mp4"
     media.ffmpeg("-f", "lavfi", "-i", "anullsrc=r=8000:cl=mono", "-t", "1", "-c:a", "aac",
                  str(path))
-    raises_naming(path, "cannot be opened as a video")
+    error = raises_naming(path, "cannot be opened as a video")
+    assert "no video stream (only audio)" in error.reason
 
 
 def test_truncated_half_file(clip_file, tmp_path):

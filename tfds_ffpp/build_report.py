@@ -79,7 +79,7 @@ class BuildReport:
             counts["skipped_videos"],
             counts["skipped_frames"],
             counts["flagged_frames"],
-            REPORT_FILENAME,
+            str(path),
         )
         (_log.warning if any(counts.values()) else _log.info)(message, *args)
         return report

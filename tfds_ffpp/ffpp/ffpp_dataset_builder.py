@@ -242,18 +242,20 @@ class Builder(tfds.core.GeneratorBasedBuilder):
             "version": str(self.version),
             "runner": "beam" if self._use_beam else "python",
         }
+        # TFDS deletes its temporary dataset folder when a build fails: what
+        # was skipped so far is then kept beside it, so the failure can be
+        # understood.
+        failed_report = self.data_path.parent / f"build_report-{self.version}-failed.json"
         try:
             split_infos = super()._generate_splits(dl_manager, download_config)
         except Exception as error:
-            # TFDS deletes its temporary dataset folder: keep what was
-            # skipped so far beside it, so the failure can be understood.
             if any(self._report.entries.values()):
-                path = self.data_path.parent / f"build_report-{self.version}-failed.json"
-                self._report.write(
-                    path, header={**header, "manual_dir": self._manual_root_name, "failed": str(error)}
-                )
-                error.add_note(f"Videos and frames skipped before the failure: {path}")
+                failed = {**header, "manual_dir": self._manual_root_name, "failed": str(error)}
+                self._report.write(failed_report, header=failed)
+                error.add_note(f"Videos and frames skipped before the failure: {failed_report}")
             raise
+        if failed_report.exists():
+            failed_report.unlink()  # from an earlier attempt
         # Still inside TFDS' temporary dataset folder: the report ships with
         # the dataset when the folder is renamed into place.
         self._report.write(
@@ -546,7 +548,8 @@ def video_examples(video, *, split, frames, real_frames, sigma, detector, report
         if not example["detected"]:
             reasons.insert(0, "no face detected in this frame; crop box taken from other frames")
         for reason in reasons:
-            report("flagged_frames", {"split": split, "video": name, "frame": frame, "reason": reason})
+            entry = {"split": split, "video": name, "frame": frame, "reason": reason}
+            report("flagged_frames", entry)
         noise = np.asarray(example["noise"], np.float32)
         yield f"{name}/{frame:04d}", {
             "image": example["image"],

@@ -17,6 +17,7 @@ all; each split lists 2 real + 8 fake videos):
 """
 
 import json
+import pathlib
 import subprocess
 import sys
 
@@ -25,6 +26,7 @@ import pytest
 import tensorflow_datasets as tfds
 from etils import epath
 
+from tfds_ffpp import build_report
 from tfds_ffpp.ffpp import ffpp_dataset_builder
 from tfds_ffpp.ffpp import make_dummy_data
 
@@ -92,6 +94,139 @@ def test_official_splits_put_every_video_in_exactly_one_split():
 def test_split_rule_takes_both_directions_and_both_reals():
     names = ffpp_dataset_builder.split_video_names([("071", "054")], methods=("FaceSwap",))
     assert names == ["real/071", "real/054", "FaceSwap/071_054", "FaceSwap/054_071"]
+
+
+def test_split_file_ids_may_be_numbers_or_lack_leading_zeros(tmp_path):
+    path = tmp_path / "train.json"
+    path.write_text("[[71, 54], [\"7\", \" 012 \"]]")
+    assert ffpp_dataset_builder.read_split_file(path) == [("071", "054"), ("007", "012")]
+    # A byte-order mark (Windows editors) is not an error either.
+    path.write_bytes(b"\xef\xbb\xbf" + json.dumps([["071", "054"]]).encode())
+    assert ffpp_dataset_builder.read_split_file(path) == [("071", "054")]
+
+
+@pytest.mark.parametrize(
+    "text, problem",
+    [
+        ('[["071", "054"],]', "not valid JSON .*line 1 column 17"),
+        ('[["071", "054", "003"]]', r'entry 0 is \["071", "054", "003"\], not a \[target'),
+        ('[["071", "054"], ["009"]]', "entry 1 is"),
+        ('[["071", null]]', "entry 0 is"),
+        ('[[71.0, 54.0]]', "entry 0 is"),
+        ('[["071", "071"]]', "entry 0 pairs video 071 with itself"),
+        ("[]", "lists no pairs"),
+        ('{"train": [["071", "054"]]}', "holds a JSON dict"),
+    ],
+)
+def test_bad_split_files_name_the_file_and_the_entry(tmp_path, text, problem):
+    path = tmp_path / "val.json"
+    path.write_text(text)
+    with pytest.raises(ValueError, match=f"{path}: {problem}"):
+        ffpp_dataset_builder.read_split_file(path)
+
+
+def test_integer_ids_in_split_files_build_like_strings(tmp_path):
+    root = _copy_dummy(tmp_path)
+    # Junk beside the videos is not listed by any split file, so never read.
+    for folder in ("original_sequences/youtube/c23/videos",
+                   "manipulated_sequences/Deepfakes/masks/videos"):
+        (root / folder / ".DS_Store").write_bytes(b"\0\0\0\1Bud1")
+        (root / folder / "readme.txt").write_text("downloaded with the FF++ script")
+    test_pairs = json.loads((root / "splits" / "test.json").read_text())
+    numbers = [[int(a), int(b)] for a, b in test_pairs]
+    (root / "splits" / "test.json").write_text(json.dumps(numbers))
+    builder = ffpp_dataset_builder.Builder(data_dir=str(tmp_path / "data"), config="c23")
+    dl_manager = tfds.download.DownloadManager(
+        download_dir=str(tmp_path / "dl"), manual_dir=str(root),
+        manual_dir_instructions=builder.MANUAL_DOWNLOAD_INSTRUCTIONS,
+    )
+    builder._report = build_report.BuildReport("ffpp")
+    generators = builder._split_generators(dl_manager)
+    assert set(generators) == {"train", "validation", "test"}
+    # The test split's videos were found; only the one FF++ tree lacks is reported.
+    missing = [e["video"] for e in builder._report.entries["skipped_videos"]]
+    damage = make_dummy_data.DAMAGE
+    assert missing == [damage["missing_mask"], damage["missing_video"]]
+
+
+def test_split_whose_videos_are_all_missing_fails_before_building(tmp_path):
+    root = _copy_dummy(tmp_path)
+    (root / "splits" / "test.json").write_text(json.dumps([["104", "105"]]))
+    with pytest.raises(FileNotFoundError, match="none of the 10 videos that .*test.json lists"):
+        _build(tmp_path / "data", root)
+
+
+def test_split_without_a_usable_video_fails_and_keeps_the_report(tmp_path):
+    root = _copy_dummy(tmp_path)
+    # Every video of the train split (pair 000/001, built first) is damaged.
+    train = {"000", "001"}
+    for path in pathlib.Path(root).rglob("*.mp4"):
+        if "masks" not in path.parts and set(path.stem.split("_")) <= train:
+            path.write_bytes(b"not a video" * 10)
+    with pytest.raises(ValueError, match="the train split has no usable example: all 10") as info:
+        _build(tmp_path / "data", root)
+    saved = tmp_path / "data" / "ffpp" / "c23" / "build_report-1.0.0-failed.json"
+    assert any(str(saved) in note for note in info.value.__notes__)
+    report = json.loads(saved.read_text())
+    skipped = [e for e in report["skipped_videos"] if e["split"] == "train"]
+    assert len(skipped) == 10
+    for entry in skipped:
+        assert "cannot be opened as a video" in entry["reason"]
+        entry_files = ffpp_dataset_builder.video_entry(root, entry["video"], "c23")
+        assert entry["file"] == entry_files["path"]
+
+
+def _examples_and_report(root, name):
+    from ffseg import faces
+
+    entries = []
+    examples = list(
+        ffpp_dataset_builder.video_examples(
+            ffpp_dataset_builder.video_entry(root, name, "c23"), split="train", frames=3,
+            real_frames=3, sigma=5.0, detector=faces.FaceDetector(),
+            report=lambda kind, entry: entries.append((kind, entry)),
+        )
+    )
+    return examples, entries
+
+
+def test_manual_dir_with_spaces_and_non_ascii_characters(tmp_path):
+    import shutil
+
+    root = epath.Path(tmp_path / "données FF++ 中文")
+    shutil.copytree(DUMMY_DATA, root)
+    examples, entries = _examples_and_report(root, "FaceSwap/000_001")
+    assert len(examples) == 3 and entries == []
+    _, entries = _examples_and_report(root, make_dummy_data.DAMAGE["corrupt"])
+    ((kind, entry),) = entries
+    assert kind == "skipped_videos" and entry["file"].startswith(str(root))
+
+
+def test_empty_masks_of_a_fake_are_reported_never_used_silently(tmp_path):
+    from ffseg import video as video_lib
+
+    root = _copy_dummy(tmp_path)
+    # A mask video that is black throughout: the video is skipped, naming the mask.
+    name = "Deepfakes/001_000"
+    mask = ffpp_dataset_builder.video_entry(root, name, "c23")["mask_path"]
+    frames = [frame for _, frame in video_lib.iter_frames(mask)]
+    video_lib.write_video(mask, [np.zeros_like(f) for f in frames], qp=23)
+    examples, entries = _examples_and_report(root, name)
+    assert examples == []
+    ((kind, entry),) = entries
+    assert kind == "skipped_videos" and entry["file"] == mask
+    assert entry["reason"].startswith("mask video: mask video is empty (all black) in all 3")
+    # One black frame in a good mask video: the frame is kept and flagged.
+    frames[1] = np.zeros_like(frames[1])
+    video_lib.write_video(mask, frames, qp=23)
+    examples, entries = _examples_and_report(root, name)
+    assert [key for key, _ in examples] == [f"{name}/0000", f"{name}/0001", f"{name}/0002"]
+    assert not examples[1][1]["mask"].any() and examples[1][1]["label"] == "fake"
+    assert entries == [(
+        "flagged_frames",
+        {"split": "train", "video": name, "frame": 1,
+         "reason": "mask frame is empty (all black) in a manipulated video"},
+    )]
 
 
 def test_overlapping_split_files_are_refused(tmp_path):
