@@ -124,6 +124,37 @@ def _frames(train, validation, test):
     return {"train": train, "validation": validation, "test": test}
 
 
+_SIGMA = {"c23": 5.0, "c40": 10.0}  # FFPP.md: sigma by compression level
+_QUALITY_NAME = {"c23": "HQ (c23)", "c40": "LQ (c40)"}
+# protocol suffix -> (frames per train/validation/test video, real oversampling, description)
+_PROTOCOLS = {
+    "": (
+        _frames(32, 32, 32),
+        1,
+        "32 evenly spaced frames per video in every split (the usual benchmark protocol).",
+    ),
+    "_paper": (
+        _frames(270, 100, 100),
+        4,
+        "paper Table I: 270 frames per training video, 1080 per real training video, "
+        "100 per validation/test video.",
+    ),
+}
+
+
+def _ffpp_config(quality: str, protocol: str) -> FfppConfig:
+    frames, real_oversample, description = _PROTOCOLS[protocol]
+    sigma = _SIGMA[quality]
+    return FfppConfig(
+        name=f"{quality}{protocol}",
+        description=f"{_QUALITY_NAME[quality]} videos, sigma {sigma:g}, {description}",
+        quality=quality,
+        sigma=sigma,
+        frames_per_video=frames,
+        real_oversample=real_oversample,
+    )
+
+
 class Builder(tfds.core.GeneratorBasedBuilder):
     """FaceForensics++ face crops, masks and noise labels (Kong et al., TIFS 2022)."""
 
@@ -134,40 +165,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     }
     MANUAL_DOWNLOAD_INSTRUCTIONS = _INSTRUCTIONS
     BUILDER_CONFIGS = [
-        FfppConfig(
-            name="c23",
-            description="HQ (c23) videos, sigma 5, 32 evenly spaced frames per video in "
-            "every split (the usual benchmark protocol).",
-            quality="c23",
-            sigma=5.0,
-            frames_per_video=_frames(32, 32, 32),
-        ),
-        FfppConfig(
-            name="c40",
-            description="LQ (c40) videos, sigma 10, 32 evenly spaced frames per video in "
-            "every split (the usual benchmark protocol).",
-            quality="c40",
-            sigma=10.0,
-            frames_per_video=_frames(32, 32, 32),
-        ),
-        FfppConfig(
-            name="c23_paper",
-            description="HQ (c23), sigma 5, paper Table I: 270 frames per training video, "
-            "1080 per real training video, 100 per validation/test video.",
-            quality="c23",
-            sigma=5.0,
-            frames_per_video=_frames(270, 100, 100),
-            real_oversample=4,
-        ),
-        FfppConfig(
-            name="c40_paper",
-            description="LQ (c40), sigma 10, paper Table I: 270 frames per training video, "
-            "1080 per real training video, 100 per validation/test video.",
-            quality="c40",
-            sigma=10.0,
-            frames_per_video=_frames(270, 100, 100),
-            real_oversample=4,
-        ),
+        *(_ffpp_config(quality, protocol) for protocol in _PROTOCOLS for quality in QUALITIES),
         FfppConfig(
             name="sample",
             description="A few short videos generated from public face photos in the FF++ "
