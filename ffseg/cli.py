@@ -273,7 +273,49 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"ffseg {ffseg.__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     _add_detect(subparsers)
+    _add_sample(subparsers)
     return parser
+
+
+# --------------------------------------------------------------------------
+# ffseg sample
+
+_SAMPLE_DESCRIPTION = """\
+Writes a small FaceForensics++-layout tree (the `ffpp/sample` dataset's
+source): real videos made from face photos with small camera motion, x264 at
+QP 23 (c23) and 40 (c40), manipulated videos imitating the four FF++ methods
+with their exact mask videos, and split files. Built-in photos come from
+scikit-image and matplotlib; --photos adds a folder of your own (one frontal
+face each). Build it with:
+
+  tfds build tfds_ffpp/ffpp --config=sample --manual_dir=OUTPUT
+"""
+
+
+def _add_sample(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "sample",
+        help="write a small FF++-layout tree of real and manipulated videos",
+        description=_SAMPLE_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("output", metavar="OUTPUT", help="folder to write (created if needed)")
+    parser.add_argument("--photos", default=None, help="folder of extra face photos")
+    parser.add_argument("--frames", type=_positive, default=8, help="frames per video (default 8)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.set_defaults(run=_run_sample)
+
+
+def _run_sample(args) -> int:
+    from ffseg.sample import make_sample_ffpp
+
+    try:
+        root = make_sample_ffpp(args.output, photos=args.photos, num_frames=args.frames, seed=args.seed)
+    except (OSError, ValueError) as error:
+        print(f"ffseg sample: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    print(root)
+    return EXIT_OK
 
 
 def main(argv=None) -> int:

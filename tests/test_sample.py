@@ -166,3 +166,20 @@ def test_bad_arguments_are_refused(tmp_path):
         sample.make_sample_ffpp(tmp_path, face_side=40)
     with pytest.raises(ValueError, match="num_frames"):
         sample.make_sample_ffpp(tmp_path, num_frames=1)
+
+
+def test_cli_writes_a_tree_with_user_photos_and_refuses_a_bad_folder(tmp_path, capsys):
+    import cv2
+    from skimage import data as skdata
+
+    from ffseg import cli
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    cv2.imwrite(str(photos / "mirrored.png"), cv2.cvtColor(skdata.astronaut()[:, ::-1].copy(), cv2.COLOR_RGB2BGR))
+    out = tmp_path / "tree"
+    assert cli.main(["sample", str(out), "--photos", str(photos), "--frames", "2"]) == 0
+    assert (out / "splits" / "train.json").exists()
+    assert sorted(p.name for p in (out / "original_sequences" / "youtube" / "c23" / "videos").iterdir())
+    assert cli.main(["sample", str(tmp_path / "other"), "--photos", str(tmp_path / "missing")]) == 2
+    assert "ffseg sample:" in capsys.readouterr().err
