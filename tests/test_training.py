@@ -225,3 +225,20 @@ def test_evaluate_writes_the_paper_figures(trained, dummy_ffpp, tmp_path, capsys
     for a, b in zip(keras_rows[1:], served_rows[1:]):
         assert a.rsplit(",", 1)[0] == b.rsplit(",", 1)[0]
         assert float(a.rsplit(",", 1)[1]) == pytest.approx(float(b.rsplit(",", 1)[1]), abs=1e-5)
+
+
+def test_cross_dataset_evaluation_on_celeb_df(trained, tmp_path):
+    """Table IV's experiment: an FF++ model on Celeb-DF (no masks, no methods)."""
+    from experiments import evaluate
+
+    _, _, results = trained
+    manual_dir = os.path.join(REPO, "tfds_ffpp", "celeb_df", "dummy_data")
+    out = tmp_path / "celeb"
+    assert evaluate.main([
+        "--model", results["saved_model"], "--dataset", "celeb_df", "--split", "test",
+        "--data_dir", str(tmp_path / "tfds"), "--manual_dir", manual_dir, "--output", str(out),
+    ]) == 0
+    report = json.loads((out / "results.json").read_text())
+    assert report["frame_level"]["count"] == 12 and report["video_level"]["count"] == 4
+    assert "localization" not in report and "per_method_accuracy" not in report
+    assert "## Localization" not in (out / "report.md").read_text()
