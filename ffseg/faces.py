@@ -21,6 +21,7 @@ costs four times as much.
 
 from __future__ import annotations
 
+import collections
 import os
 from typing import Sequence
 
@@ -34,6 +35,7 @@ __all__ = [
     "crop",
     "crop_mask",
     "track_boxes",
+    "BoxTracker",
     "size_limit",
 ]
 
@@ -251,6 +253,93 @@ def crop_mask(mask, box: Sequence[int], size: int = 299) -> np.ndarray:
     return binary[:, :, None] if mask.ndim == 3 else binary
 
 
+class BoxTracker:
+    """The nearest-box rule of ``track_boxes``, applied online, frame by frame.
+
+    A frame where no face was found takes the crop box of the nearest frame
+    (by index distance) where one was, the earlier one on a tie. Frames are
+    added in increasing index order; a frame without a face waits until its
+    box is decided: when a face is found in a later frame, or when a later
+    frame is reached that is at least as far from it as the last face before
+    it (no face from there on could be nearer). The caller can crop, and let
+    go of, each frame as soon as ``add`` returns it: only the frames still
+    waiting need to be kept.
+
+    Usage::
+
+        tracker = BoxTracker()
+        for index, frame in frames:
+            for item, box, detected in tracker.add(index, box_or_none, item):
+                ...  # item's crop box is now known
+        if not tracker.found: ...  # no face anywhere; the pending items have no box
+        for item, box, detected in tracker.finish(): ...
+
+    Items come out in the order they went in.
+    """
+
+    def __init__(self):
+        self._pending: collections.deque = collections.deque()  # (index, item), no box yet
+        self._last: tuple[int, Box] | None = None  # the latest frame with a face
+        self._index: int | None = None
+
+    @property
+    def found(self) -> bool:
+        """Whether a face has been found in any frame so far."""
+        return self._last is not None
+
+    @property
+    def pending(self) -> int:
+        """How many added items are still waiting for a box."""
+        return len(self._pending)
+
+    def add(self, index: int, box: Box | None, item) -> list:
+        """Adds the frame at ``index`` with its box (``None``: no face found).
+
+        Returns:
+            ``[(item, box, detected), ...]``: the items, this one and earlier
+            ones, whose box is now decided, in the order they were added.
+        """
+        index = int(index)
+        if self._index is not None and index < self._index:
+            raise ValueError(f"frame indices must not decrease: {index} after {self._index}")
+        self._index = index
+        decided = []
+        if box is None:
+            if self._last is not None:
+                # A later face would be at least as far from these frames as
+                # the last one (a tie goes to the earlier frame): decided.
+                last_index, last_box = self._last
+                while self._pending:
+                    pending_index = self._pending[0][0]
+                    if index - pending_index < pending_index - last_index:
+                        break
+                    decided.append((self._pending.popleft()[1], last_box, False))
+            self._pending.append((index, item))
+            return decided
+        while self._pending:
+            pending_index, pending_item = self._pending.popleft()
+            nearest = box
+            if self._last is not None and pending_index - self._last[0] <= index - pending_index:
+                nearest = self._last[1]
+            decided.append((pending_item, nearest, False))
+        self._last = (index, box)
+        decided.append((item, box, True))
+        return decided
+
+    def finish(self) -> list:
+        """Decides the items still pending, after the last frame was added.
+
+        Returns:
+            Like ``add``; empty when no face was found at all (``found`` is
+            False), and the pending items then stay without a box.
+        """
+        if self._last is None:
+            return []
+        decided = [(item, self._last[1], False) for _, item in self._pending]
+        self._pending.clear()
+        return decided
+
+
 def track_boxes(frames, detector: FaceDetector, *, path=None, indices=None, scale: float = 1.3):
     """One crop box per frame, filling frames where detection failed.
 
@@ -266,7 +355,7 @@ def track_boxes(frames, detector: FaceDetector, *, path=None, indices=None, scal
         ``(boxes, detected)``: ``boxes[i]`` is ``face_box`` of the largest
         face of frame ``i``; where no face was found it is the box of the
         nearest frame (by index distance; the earlier one on a tie) where one
-        was, and ``detected[i]`` is False.
+        was, and ``detected[i]`` is False. The rule is ``BoxTracker``'s.
 
     Raises:
         NoFaceError: no face in any frame.
@@ -275,19 +364,19 @@ def track_boxes(frames, detector: FaceDetector, *, path=None, indices=None, scal
     positions = np.arange(len(frames)) if indices is None else np.asarray(indices, np.int64)
     if positions.shape != (len(frames),):
         raise ValueError(f"got {len(frames)} frames but {positions.size} indices")
-    boxes: list[Box | None] = []
-    for frame in frames:
-        face = detector.largest(frame)
-        boxes.append(None if face is None else face_box(face, np.shape(frame), scale))
-    detected = [box is not None for box in boxes]
-    found = np.flatnonzero(detected)
-    if found.size == 0:
+    tracker = BoxTracker()
+    boxes: list[Box | None] = [None] * len(frames)
+    detected = [False] * len(frames)
+    decided = []
+    # The tracker takes frames in index order; a stable sort keeps the given
+    # order among equal indices.
+    for i in np.argsort(positions, kind="stable").tolist():
+        face = detector.largest(frames[i])
+        box = None if face is None else face_box(face, np.shape(frames[i]), scale)
+        decided += tracker.add(positions[i], box, i)
+    if not tracker.found:
         limit = size_limit(detector, np.shape(frames[0])) if frames else ""
         raise NoFaceError(path, f"no face found in any of {len(frames)} sampled frames{limit}")
-    for i, box in enumerate(boxes):
-        if box is None:
-            distance = np.abs(positions[found] - positions[i])
-            # argmin returns the first minimum; found is in frame order, so ties
-            # go to the earlier frame when indices increase.
-            boxes[i] = boxes[int(found[np.argmin(distance)])]
+    for i, box, found in decided + tracker.finish():
+        boxes[i], detected[i] = box, found
     return boxes, detected

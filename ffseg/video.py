@@ -53,6 +53,9 @@ import numpy as np
 
 __all__ = [
     "VideoError",
+    "Decoder",
+    "as_wanted",
+    "check_stream_end",
     "sample_indices",
     "sample_frames",
     "iter_frames",
@@ -235,8 +238,13 @@ def _short_read_error(path: str, decoded: int, reported: int) -> VideoError | No
     )
 
 
-class _Decoder:
-    """Sequential reader over an open capture that knows its frame position."""
+class Decoder:
+    """Sequential reader over an open capture that knows its frame position.
+
+    With `as_wanted` and `check_stream_end`, the building block of the
+    readers here and of `ffseg.extract`, which reads a video and its mask
+    video side by side.
+    """
 
     def __init__(self, path: str):
         self.path = path
@@ -291,7 +299,8 @@ class _Decoder:
         return self.position
 
 
-def _as_wanted(indices) -> np.ndarray:
+def as_wanted(indices) -> np.ndarray:
+    """Sorted unique non-negative int64 frame indices."""
     if not isinstance(indices, (np.ndarray, list, tuple, range)):
         indices = list(indices)
     wanted = np.unique(np.asarray(indices, dtype=np.int64).ravel())
@@ -300,7 +309,7 @@ def _as_wanted(indices) -> np.ndarray:
     return wanted
 
 
-def _check_stream_end(decoder: _Decoder) -> int:
+def check_stream_end(decoder: Decoder) -> int:
     """Validates a stream that was read to its end; returns its real frame count."""
     count = decoder.position
     if count < decoder.reported:
@@ -314,10 +323,10 @@ def _check_stream_end(decoder: _Decoder) -> int:
     return count
 
 
-def _ended_early(decoder: _Decoder, missing: int) -> VideoError:
+def _ended_early(decoder: Decoder, missing: int) -> VideoError:
     """The error for a stream that ended before frame ``missing``."""
     try:
-        count = _check_stream_end(decoder)
+        count = check_stream_end(decoder)
     except VideoError as error:
         return error
     return VideoError(decoder.path, f"video has {count} frames; frame {missing} was requested")
@@ -345,13 +354,13 @@ def iter_frames(path, indices=None) -> Iterator[tuple[int, np.ndarray]]:
             requested index, so the rest of a long file is never decoded.
     """
     path = os.fspath(path)
-    with _Decoder(path) as decoder:
+    with Decoder(path) as decoder:
         if indices is None:
             while decoder.grab():
                 yield decoder.position - 1, decoder.retrieve()
-            _check_stream_end(decoder)
+            check_stream_end(decoder)
             return
-        wanted = _as_wanted(indices)
+        wanted = as_wanted(indices)
         produced = 0
         for item in decoder.frames(wanted):
             produced += 1
@@ -383,15 +392,15 @@ def read_frames(path, indices, *, transform=None) -> tuple[dict, int | None]:
         VideoError: missing, unreadable, not a video, no frames, truncated.
     """
     path = os.fspath(path)
-    wanted = _as_wanted(indices)
+    wanted = as_wanted(indices)
     found = {}
-    with _Decoder(path) as decoder:
+    with Decoder(path) as decoder:
         for index, frame in decoder.frames(wanted):
             found[index] = frame if transform is None else transform(index, frame)
         if len(found) == wanted.size:
             return found, None
         decoder.skip_to_end()
-        return found, _check_stream_end(decoder)
+        return found, check_stream_end(decoder)
 
 
 def sample_frames(path, num_frames: int | None) -> tuple[np.ndarray, list[np.ndarray]]:
@@ -414,7 +423,7 @@ def sample_frames(path, num_frames: int | None) -> tuple[np.ndarray, list[np.nda
     if num_frames is not None and int(num_frames) < 1:
         raise ValueError(f"num_frames must be >= 1 or None, got {num_frames}")
 
-    with _Decoder(path) as decoder:
+    with Decoder(path) as decoder:
         reported = decoder.reported
         if num_frames is None:
             kept = {}
@@ -427,7 +436,7 @@ def sample_frames(path, num_frames: int | None) -> tuple[np.ndarray, list[np.nda
         else:
             kept = {}
             decoder.skip_to_end()
-        count = _check_stream_end(decoder)
+        count = check_stream_end(decoder)
 
     indices = sample_indices(count, num_frames)
     if all(int(i) in kept for i in indices):
@@ -435,7 +444,7 @@ def sample_frames(path, num_frames: int | None) -> tuple[np.ndarray, list[np.nda
 
     # The container's count was wrong or missing: decode the right frames.
     kept.clear()
-    with _Decoder(path) as decoder:
+    with Decoder(path) as decoder:
         kept = dict(decoder.frames(indices))
     if len(kept) != indices.size:
         missing = next(int(i) for i in indices if int(i) not in kept)
@@ -462,7 +471,7 @@ def video_info(path, *, exact: bool = True) -> dict:
         rotation the container asked for, in degrees, already applied.
     """
     path = os.fspath(path)
-    with _Decoder(path) as decoder:
+    with Decoder(path) as decoder:
         capture = decoder.capture
         info = {
             "fps": float(capture.get(cv2.CAP_PROP_FPS)),
@@ -473,7 +482,7 @@ def video_info(path, *, exact: bool = True) -> dict:
         }
         if exact:
             decoder.skip_to_end()
-            info["frame_count"] = _check_stream_end(decoder)
+            info["frame_count"] = check_stream_end(decoder)
         else:
             info["frame_count"] = decoder.reported
     return info

@@ -5,7 +5,7 @@ import os
 import numpy as np
 import pytest
 
-from ffseg import extract, faces, noise, video
+from ffseg import extract, faces, masks, noise, video
 from tests import media
 
 NUM_FRAMES = 24
@@ -341,3 +341,143 @@ def test_frame_sizes_from_1080p_to_160x120(tmp_path, detector, size, face_px):
         assert abs((x0 + x1) / 2 - (truth[0] + truth[2]) / 2) < tolerance
         expected = faces.crop_mask(clip.masks[example["frame"]], example["box"])
         assert media.iou(example["mask"][:, :, 0], expected) >= 0.9
+
+
+# --- streaming: bounded memory, same results as extracting from frames in memory ---
+
+
+def _extract_in_memory(video_path, mask_path, detector, *, num_frames, size=299, sigma=5):
+    """The examples computed the way the extractor did before it streamed.
+
+    Every sampled frame and mask frame decoded at once, every face found, and
+    each frame without one given the box of the nearest frame with one (by
+    brute force: smallest index distance, the earlier frame on a tie).
+    """
+    indices, frames = video.sample_frames(video_path, num_frames)
+    indices = indices.tolist()
+    mask_frames, _ = video.read_frames(mask_path, indices)
+    found = {}
+    for index, frame in zip(indices, frames):
+        face = detector.largest(frame)
+        if face is not None:
+            found[index] = faces.face_box(face, frame.shape)
+    examples = []
+    for index, frame in zip(indices, frames):
+        nearest = min(found, key=lambda f: (abs(f - index), f))
+        box = found[nearest]
+        mask = masks.binary_mask(mask_frames[index])
+        image = faces.crop(frame, box, size)
+        cropped = faces.crop_mask(mask, box, size)
+        flags = []
+        if not mask.any():
+            flags.append("mask frame is empty (all black) in a manipulated video")
+        elif not cropped.any():
+            flags.append("mask lies wholly outside the face crop")
+        examples.append({
+            "image": image, "mask": cropped[:, :, None],
+            "noise": noise.to_gray(noise.noise_residual(image, sigma)).astype(np.float32),
+            "frame": index, "box": box, "detected": index in found, "flags": flags,
+        })
+    return examples
+
+
+@pytest.fixture(scope="module")
+def gaps(tmp_path_factory):
+    """A face missing from frames 0-2 and 19 (the ends), 9 and 13-15 (two ties)."""
+    folder = tmp_path_factory.mktemp("gaps")
+    blank = (0, 1, 2, 9, 13, 14, 15, 19)
+    clip = media.face_clip("astronaut", 20, step=(8, 3), blank_frames=blank)
+    video_path = media.write_clip(folder / "gaps.mp4", clip.frames)
+    mask_path = media.write_clip(folder / "gaps_mask.mp4", clip.mask_frames())
+    return blank, video_path, mask_path
+
+
+@pytest.mark.parametrize("num_frames", [None, 8])
+def test_streaming_gives_what_extracting_in_memory_gives(gaps, detector, num_frames):
+    blank, video_path, mask_path = gaps
+    expected = _extract_in_memory(video_path, mask_path, detector, num_frames=num_frames)
+    assert [not e["detected"] for e in expected] == [e["frame"] in blank for e in expected]
+    frame_bytes = 640 * 480 * 4  # a frame and its binarised mask
+    # Frames without a face wait in memory (default), are all decoded again at
+    # the end (0), or some of each (room for one frame).
+    for max_pending_bytes in (extract.MAX_PENDING_BYTES, 0, frame_bytes):
+        examples, skipped = extract.iter_extract_video(
+            video_path, mask_path, num_frames=num_frames, sigma=5, detector=detector,
+            max_pending_bytes=max_pending_bytes,
+        )
+        assert skipped == []
+        examples = list(examples)
+        assert [e["frame"] for e in examples] == [e["frame"] for e in expected]
+        for example, truth in zip(examples, expected):
+            check_example(example)
+            assert set(example) == set(truth)
+            for key in example:
+                np.testing.assert_array_equal(example[key], truth[key], err_msg=key)
+    if num_frames is None:
+        by_frame = {e["frame"]: e["box"] for e in examples}
+        # Ties go to the earlier frame: 9 takes 8's box, 14 takes 12's.
+        assert by_frame[9] == by_frame[8] != by_frame[10]
+        assert by_frame[13] == by_frame[14] == by_frame[12] != by_frame[15] == by_frame[16]
+        assert by_frame[0] == by_frame[3] and by_frame[19] == by_frame[18]
+
+
+@pytest.fixture(scope="module")
+def long_clips(tmp_path_factory):
+    """120 frames of 640x480 and their mask videos: a short and a long gap at the start."""
+    folder = tmp_path_factory.mktemp("long")
+    clips = {}
+    for gap in (5, 60):
+        clip = media.face_clip("astronaut", 120, face_px=170, start=(60, 20), step=(1.0, 0.3),
+                               blank_frames=range(gap))
+        clips[gap] = (
+            media.write_clip(folder / f"long_{gap}.mp4", clip.frames),
+            media.write_clip(folder / f"long_{gap}_mask.mp4", clip.mask_frames()),
+        )
+    return clips
+
+
+@pytest.mark.parametrize("gap, max_pending_bytes", [
+    (5, extract.MAX_PENDING_BYTES),  # the faceless frames wait in memory
+    (60, 4 * 2**20),  # three of them wait, the others are decoded again
+])
+def test_memory_stays_bounded_while_streaming(long_clips, gap, max_pending_bytes):
+    import tracemalloc
+
+    video_path, mask_path = long_clips[gap]
+    # Faces of 170 px are found at half size: a quick detector.
+    detector = faces.FaceDetector(max_side=320)
+    decoded_bytes = 120 * 640 * 480 * 3  # every frame of the video, decoded
+    tracemalloc.start()
+    try:
+        examples, skipped = extract.iter_extract_video(
+            video_path, mask_path, num_frames=None, size=128, sigma=5, detector=detector,
+            max_pending_bytes=max_pending_bytes,
+        )
+        count = detected = 0
+        for example in examples:  # written away one by one, as a builder does
+            count += 1
+            detected += example["detected"]
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert skipped == [] and count == 120 and detected == 120 - gap
+    # Measured: 8.5 MiB (110 MiB of frames, 37 MiB more of masks), of which
+    # 6 MiB are the 128 px crops kept until the video is checked whole.
+    assert peak < decoded_bytes / 8, f"peak traced memory {peak / 2**20:.1f} MiB"
+
+
+def test_nothing_is_handed_out_before_the_video_is_checked(manipulated, tmp_path, detector):
+    # Cut short with its index up front: the frames before the cut decode, the
+    # fault shows at the end of the stream, after they were cropped. The call
+    # fails; it returns no partial iterator.
+    clip, video_path, mask_path, _ = manipulated
+    indexed = media.remux(video_path, tmp_path / "indexed.mp4", "-movflags", "+faststart")
+    bad = media.truncate(indexed, tmp_path / "truncated.mp4", 0.9)
+    with pytest.raises(video.VideoError, match=f"lists {NUM_FRAMES} frames but only"):
+        extract.iter_extract_video(bad, mask_path, num_frames=None, sigma=5, detector=detector)
+    # The mask frames are the wrong size, which shows at the first frame: the
+    # video's own fault is still the one reported, as when all was read first.
+    small = media.write_clip(tmp_path / "small.mp4", [m[::2, ::2] for m in clip.mask_frames()])
+    with pytest.raises(video.VideoError) as info:
+        extract.iter_extract_video(bad, small, num_frames=None, sigma=5, detector=detector)
+    assert info.value.path == os.fspath(bad) and "but only" in info.value.reason

@@ -269,3 +269,48 @@ def test_track_boxes_on_real_frames_with_missing_faces(detector):
             # The crop box is centred on the face and 1.3x its size.
             assert np.allclose(centre(box), centre(truth), atol=10)
             assert box[2] - box[0] == pytest.approx(1.3 * (truth[2] - truth[0]), rel=0.15)
+
+
+def test_box_tracker_decides_like_track_boxes_and_as_early_as_it_can():
+    rng = np.random.RandomState(0)
+    for trial in range(200):
+        count = rng.randint(1, 15)
+        indices = np.cumsum(rng.randint(1, 4, size=count)).tolist()
+        found = rng.rand(count) < rng.choice([0.2, 0.5, 0.8])
+        boxes = [(i, 0, i + 10, 10) if f else None for i, f in zip(indices, found)]
+        tracker = faces.BoxTracker()
+        decided = []
+        for position, (index, box) in enumerate(zip(indices, boxes)):
+            decided += tracker.add(index, box, position)
+            # What still waits could still be nearer to a face yet to come.
+            assert tracker.pending == count_undecided(indices[:position + 1], boxes)
+        assert tracker.found == any(found)
+        decided += tracker.finish()
+        if not any(found):
+            assert decided == []
+            continue
+        # Brute force: the nearest frame with a face, the earlier one on a tie.
+        faced = [i for i, f in zip(indices, found) if f]
+        expected = []
+        for position, index in enumerate(indices):
+            nearest = min(faced, key=lambda f: (abs(f - index), f))
+            expected.append((position, (nearest, 0, nearest + 10, 10), bool(found[position])))
+        assert decided == expected, trial
+    with pytest.raises(ValueError, match="must not decrease"):
+        tracker = faces.BoxTracker()
+        tracker.add(5, None, "a")
+        tracker.add(4, None, "b")
+
+
+def count_undecided(indices, boxes):
+    """Frames without a face that a later face could still be nearer to."""
+    last = indices[-1]
+    undecided = 0
+    previous = None
+    for index, box in zip(indices, boxes):
+        if box is not None:
+            previous = index
+            undecided = 0
+        elif previous is None or last - index < index - previous:
+            undecided += 1
+    return undecided

@@ -189,8 +189,10 @@ def video_examples(video, *, split, frames, detector, report):
     name = video["name"]
     try:
         # No masks in Celeb-DF: the extractor's all-zero mask and its noise
-        # label are dropped below, never stored as labels.
-        examples, skipped = extract.extract_video(
+        # label are dropped below, never stored as labels. Raises before it
+        # returns an example, so a video that fails gives none; the examples
+        # are then made one at a time.
+        examples, skipped = extract.iter_extract_video(
             video["path"], None, num_frames=frames, size=IMAGE_SIZE, sigma=5.0, detector=detector
         )
     except (video_lib.VideoError, faces.NoFaceError) as error:

@@ -499,7 +499,7 @@ def video_examples(video, *, split, frames, real_frames, sigma, detector, report
     mask video as skipped frames; frames whose face the detector missed (and
     whose box the extractor took from elsewhere), and frames of a fake whose
     mask is empty, full, outside the face or from a longer mask video
-    (`extract_video`'s flags), as flagged frames, which are kept.
+    (`iter_extract_video`'s flags), as flagged frames, which are kept.
     """
     from ffseg import extract, faces
     from ffseg import video as video_lib
@@ -513,7 +513,9 @@ def video_examples(video, *, split, frames, real_frames, sigma, detector, report
         report("skipped_videos", entry)
 
     try:
-        examples, skipped = extract.extract_video(
+        # Raises before it returns an example: a video that fails gives none.
+        # The examples (with their noise labels) are then made one at a time.
+        examples, skipped = extract.iter_extract_video(
             video["path"],
             video["mask_path"],
             num_frames=real_frames if is_real else frames,
