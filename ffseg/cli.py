@@ -66,8 +66,9 @@ is marked, and a video's verdict is the mean, over the frames with a face, of
 the largest face's score.
 
 For each input, OUTPUT gets <name>.json (input, kind, model, verdict, per
-frame the index and faces [{box, face, score, largest, class_probabilities}],
-and for videos frame_count, frames_scored, frames_without_face) and an
+frame the index and faces [{box, face, detection_score, score, largest,
+class_probabilities}], and for videos frame_count, frames_scored,
+frames_without_face) and an
 overlay: <name>.png for an image, <name>.mp4 for a video (one frame per
 scored frame). <name> is the input's file name without its extension, with
 -2, -3, ... added when two inputs share it.

@@ -231,10 +231,11 @@ def _image_signature(path: str) -> str | None:
 
 
 def _find_faces(frame, detector, crop_size) -> tuple[list[dict], list[np.ndarray]]:
-    """Every face of a frame: its record (box, face, largest) and its crop."""
-    detections = detector.detect(frame)
-    if not detections:
+    """Every face of a frame: its record (box, face, largest, detection score) and its crop."""
+    found = detector.detect_with_scores(frame)
+    if not found:
         return [], []
+    detections = [box for box, _ in found]
     areas = [(right - left) * (bottom - top) for left, top, right, bottom in detections]
     # The first of equal areas, as FaceDetector.largest picks it.
     largest = int(np.argmax(areas))
@@ -247,6 +248,7 @@ def _find_faces(frame, detector, crop_size) -> tuple[list[dict], list[np.ndarray
                 "box": [int(v) for v in box],
                 "face": [int(v) for v in detection],
                 "largest": number == largest,
+                "detection_score": round(found[number][1], 4),
             }
         )
     return records, crops
@@ -315,8 +317,9 @@ def score_frames(
     Yields:
         ``(index, frame, faces, maps)`` in input order; ``faces`` is a list of
         ``{"box": [x0, y0, x1, y1], "face": [l, t, r, b], "largest": bool,
-        "score": float, "class_probabilities": [...]}`` (``box`` is the 1.3x
-        square crop box, ``face`` dlib's box) and ``maps[i]`` the
+        "detection_score": float, "score": float, "class_probabilities":
+        [...]}`` (``box`` is the 1.3x square crop box, ``face`` dlib's box,
+        ``detection_score`` dlib's confidence in it) and ``maps[i]`` the
         localization map of ``faces[i]``, float32 [299, 299] in [0, 1], over
         its ``box``.
     """

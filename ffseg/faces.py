@@ -147,6 +147,15 @@ class FaceDetector:
             ``(left, top, right, bottom)`` boxes in the frame's own pixel
             coordinates (right/bottom exclusive), clipped to the frame.
         """
+        return [box for box, _ in self.detect_with_scores(frame)]
+
+    def detect_with_scores(self, frame) -> list[tuple[Box, float]]:
+        """Like ``detect``, with dlib's confidence of each face.
+
+        The confidence is the HOG detector's margin above its own threshold
+        (0): real faces score around 1 and more, marginal detections (e.g. a
+        face-like patch after JPEG compression) close to 0.
+        """
         frame = _check_frame(frame)
         height, width = frame.shape[:2]
         scale = self.scale_for(frame.shape)
@@ -154,17 +163,17 @@ class FaceDetector:
         if scale < 1.0:
             size = (max(1, int(round(width * scale))), max(1, int(round(height * scale))))
             image = cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
-        rectangles = self._dlib()(np.ascontiguousarray(image), self.upsample)
-        boxes = []
-        for rect in rectangles:
+        rectangles, scores, _ = self._dlib().run(np.ascontiguousarray(image), self.upsample, 0.0)
+        found = []
+        for rect, score in zip(rectangles, scores):
             # dlib's right/bottom are inclusive; +1 makes them exclusive before scaling.
             left = min(max(int(round(rect.left() / scale)), 0), width)
             top = min(max(int(round(rect.top() / scale)), 0), height)
             right = min(max(int(round((rect.right() + 1) / scale)), 0), width)
             bottom = min(max(int(round((rect.bottom() + 1) / scale)), 0), height)
             if right > left and bottom > top:
-                boxes.append((left, top, right, bottom))
-        return boxes
+                found.append(((left, top, right, bottom), float(score)))
+        return found
 
     def largest(self, frame) -> Box | None:
         """The largest face of the frame by area, or ``None``."""

@@ -199,6 +199,7 @@ def test_image_json(cli_run, inputs, predictor, model_and_export):
     assert result["frames_scored"] == 1 and len(result["frames"]) == 1
     (face,) = result["frames"][0]["faces"]
     assert face["largest"] is True
+    assert face["detection_score"] > 1.0  # dlib's confidence in a clear frontal face
     # Eileen Collins' face: centred near (223, 127) in the 512x512 photo.
     x, y = _box_centre(face["box"])
     assert 205 < x < 240 and 110 < y < 145, face

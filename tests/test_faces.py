@@ -314,3 +314,22 @@ def count_undecided(indices, boxes):
         elif previous is None or last - index < index - previous:
             undecided += 1
     return undecided
+
+
+def test_detection_scores_tell_a_face_from_a_marginal_patch():
+    """dlib's confidence is kept: the astronaut's face scores ~1.5, a
+    face-like patch that JPEG compression turns into a detection ~0.04."""
+    import cv2
+    from skimage import data as skdata
+
+    detector = faces.FaceDetector()
+    photo = skdata.astronaut()
+    ok, encoded = cv2.imencode(".jpg", cv2.cvtColor(photo, cv2.COLOR_RGB2BGR))
+    jpeg = cv2.cvtColor(cv2.imdecode(encoded, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+    scored = detector.detect_with_scores(jpeg)
+    assert [box for box, _ in scored] == detector.detect(jpeg)
+    scores = sorted(score for _, score in scored)
+    assert scores[-1] > 1.0
+    assert all(score >= 0.0 for score in scores)
+    [(face, score)] = detector.detect_with_scores(photo)
+    assert score > 1.0 and face == detector.largest(photo)
