@@ -19,18 +19,6 @@ EXIT_INPUT_FAILED = 1
 EXIT_USAGE = 2
 
 
-def _positive_or_all(text: str):
-    if text.strip().lower() == "all":
-        return None
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer or 'all', got {text!r}")
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1 (or 'all'), got {value}")
-    return value
-
-
 def _positive(text: str) -> int:
     try:
         value = int(text)
@@ -39,6 +27,15 @@ def _positive(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
+
+
+def _positive_or_all(text: str):
+    if text.strip().lower() == "all":
+        return None
+    try:
+        return _positive(text)
+    except argparse.ArgumentTypeError as error:
+        raise argparse.ArgumentTypeError(f"{error} (or 'all')") from None
 
 
 def _probability(text: str) -> float:
