@@ -25,7 +25,6 @@ import sys
 import tempfile
 import time
 
-import numpy as np
 
 # A script in bench/ is not inside the package: make ffseg and tests importable.
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
@@ -49,16 +48,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     with tempfile.TemporaryDirectory() as folder:
-        # Keep the face inside the frame: about 2 px/frame horizontally.
-        step = (min(2.0, 190 / args.frames), min(1.0, 90 / args.frames))
-        clip = media.face_clip("astronaut", args.frames, step=step)
-        # Camera-like grain, fresh each frame, so that x264 has real residuals to
-        # code and decoding costs what it costs on real footage.
-        rng = np.random.RandomState(0)
-        clip.frames = [
-            np.clip(f + rng.normal(0, args.grain, f.shape), 0, 255).astype(np.uint8)
-            for f in clip.frames
-        ]
+        clip = media.grainy_face_clip(args.frames, grain=args.grain)
         video_path = media.write_clip(os.path.join(folder, "clip.mp4"), clip.frames, qp=23)
         mask_path = None
         if not args.real:
