@@ -101,12 +101,8 @@ def main(argv=None):
     print(f"  CPU                   {cpu:8.2f} s  ({cpu / count * 1e3:.1f} ms/frame)")
     print(f"  frames/s (wall)       {count / wall:8.2f}")
     print(f"  frames/s per core     {count / cpu:8.2f}   (process CPU time)")
-    rest = cpu - sum(timings.get(part, 0.0) for part in PARTS)
     print("  share of process CPU time:")
-    for part in PARTS + ("rest",):
-        seconds = rest if part == "rest" else timings.get(part, 0.0)
-        print(f"    {part:8s} {seconds:8.2f} s  {100 * seconds / cpu:5.1f} %"
-              f"  ({seconds / count * 1e3:.1f} ms/frame)")
+    print("\n".join(timing.share_lines(timings, PARTS, cpu, count)))
     if not args.no_overlay:
         print(f"  x264 encoder process  {encoder:8.2f} s  ({encoder / count * 1e3:.1f} ms/frame, "
               f"not in the CPU time above)")

@@ -86,12 +86,8 @@ def main(argv=None):
     print(f"  CPU                   {cpu * 1e3:8.1f} ms  ({cpu / count * 1e3:.1f} ms/frame)")
     print(f"  frames/s (wall)       {count / wall:8.1f}")
     print(f"  frames/s per core     {count / cpu:8.1f}   (goal >= 20)")
-    rest = cpu - sum(timings.get(part, 0.0) for part in PARTS)
     print("  share of CPU time:")
-    for part in PARTS + ("rest",):
-        seconds = rest if part == "rest" else timings.get(part, 0.0)
-        print(f"    {part:8s} {seconds * 1e3:8.1f} ms  {100 * seconds / cpu:5.1f} %"
-              f"  ({seconds / count * 1e3:.2f} ms/frame)")
+    print("\n".join(timing.share_lines(timings, PARTS, cpu, count)))
 
 
 if __name__ == "__main__":
