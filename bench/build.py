@@ -127,7 +127,7 @@ def feature_sizes(builder, limit=200):
     import cv2
     import tensorflow as tf
 
-    from ffseg.noise import noise_residual, to_gray
+    from ffseg.signal.noise import noise_residual, to_gray
 
     files = sorted(str(p) for p in builder.data_path.glob("*.tfrecord*"))
     sizes = {"image": [], "mask": [], "noise": [], "record": []}
@@ -178,7 +178,7 @@ def main(argv=None):
     )
     args = parser.parse_args(argv)
 
-    from ffseg import sample
+    from ffseg.signal import sample
 
     work = pathlib.Path(args.keep or tempfile.mkdtemp(prefix="ffpp_bench_"))
     work.mkdir(parents=True, exist_ok=True)

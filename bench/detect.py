@@ -1,4 +1,4 @@
-"""Benchmark of ffseg.detect.detect_video (``ffseg detect`` on one video): frames/s.
+"""Benchmark of ffseg.inference.detect.detect_video (``ffseg detect`` on one video): frames/s.
 
 Encodes a 640x480 H.264 (x264, QP 23, like FF++ c23) clip of a real face
 (scikit-image's astronaut) moving over a background, with camera-like grain,
@@ -33,7 +33,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # A script in bench/ is not inside the package: make ffseg and tests importable.
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-from ffseg import detect, faces, timing  # noqa: E402
+from ffseg import timing  # noqa: E402
+from ffseg.inference import detect
+from ffseg.signal import faces
 from tests import media  # noqa: E402
 
 PARTS = ("decode", "detect", "model", "draw", "encode")
@@ -50,9 +52,9 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=2, help="timed runs; the best counts")
     args = parser.parse_args(argv)
 
-    from ffseg.export import export_saved_model
-    from ffseg.model import FFSeg
-    from ffseg.predictors import load_predictor
+    from ffseg.inference.export import export_saved_model
+    from ffseg.inference.predictors import load_predictor
+    from ffseg.models.ffseg_model import FFSeg
 
     with tempfile.TemporaryDirectory() as folder:
         clip = media.grainy_face_clip(args.frames)

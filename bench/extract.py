@@ -1,4 +1,4 @@
-"""Benchmark of ffseg.extract.extract_video: sampled frames per second per core.
+"""Benchmark of ffseg.signal.extract.extract_video: sampled frames per second per core.
 
 Encodes a 640x480 H.264 (x264, QP 23, like FF++ c23) clip of a real face
 (scikit-image's astronaut) moving over a background, with camera-like grain,
@@ -25,11 +25,11 @@ import sys
 import tempfile
 import time
 
-
 # A script in bench/ is not inside the package: make ffseg and tests importable.
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-from ffseg import extract, faces, timing  # noqa: E402
+from ffseg import timing  # noqa: E402
+from ffseg.signal import extract, faces
 from tests import media  # noqa: E402
 
 PARTS = ("decode", "mask", "detect", "crop", "noise")

@@ -1,4 +1,4 @@
-"""Peak memory of ffseg.extract on a 1080p clip sampled in full.
+"""Peak memory of ffseg.signal.extract on a 1080p clip sampled in full.
 
 Encodes a 1920x1080 H.264 clip (QP 23) of a face (scikit-image's astronaut,
 300 px wide) moving over a background, and its mask video, then extracts
@@ -31,7 +31,8 @@ sys.path.insert(0, str(ROOT))
 CHILD = r"""
 import sys, time, tracemalloc
 sys.path.insert(0, {root!r})
-from ffseg import extract, faces
+from ffseg.signal import extract
+from ffseg.signal import faces
 
 
 def status(key):
@@ -65,7 +66,7 @@ print(count, detected, peak, status("VmHWM") - base, seconds)
 
 
 def main(argv=None):
-    from ffseg import extract
+    from ffseg.signal import extract
     from tests import media
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -1,7 +1,7 @@
-"""Benchmark of ffseg.noise.noise_residual (paper Eq. 4-5) on a 299x299x3 face.
+"""Benchmark of ffseg.signal.noise.noise_residual (paper Eq. 4-5) on a 299x299x3 face.
 
 Times, best of several repeats:
-  ours     ffseg.noise.noise_residual, the fast path;
+  ours     ffseg.signal.noise.noise_residual, the fast path;
   literal  tests/_noise_reference.py, the formulas of Mihcak, Kozintsev &
            Ramchandran (1999) written out one channel, band and window at a time;
   floor    a bare pywt.wavedec2 + pywt.waverec2 round trip of the same image
@@ -24,7 +24,7 @@ from skimage import data
 # A script in bench/ is not inside the package: make ffseg and tests importable.
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-from ffseg.noise import noise_residual  # noqa: E402
+from ffseg.signal.noise import noise_residual  # noqa: E402
 from tests._noise_reference import literal_noise_residual  # noqa: E402
 
 

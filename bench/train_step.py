@@ -53,7 +53,7 @@ def synthetic_batch(batch_size, image_size, seed):
 def build_ffseg(image_size):
     import keras
 
-    from ffseg.model import FFSeg
+    from ffseg.models.ffseg_model import FFSeg
 
     model = FFSeg(image_size=image_size)
     model.compile(optimizer=keras.optimizers.Adam(learning_rate=2e-4))

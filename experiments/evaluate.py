@@ -18,13 +18,23 @@ import sys
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m experiments.evaluate", description=__doc__.split("\n")[0])
-    parser.add_argument("--model", required=True, help="SavedModel folder, model_dir with export/, or .keras file")
-    parser.add_argument("--dataset", default="ffpp/sample", help="TFDS name/config (default ffpp/sample)")
+    parser = argparse.ArgumentParser(
+        prog="python -m experiments.evaluate", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument(
+        "--model", required=True, help="SavedModel folder, model_dir with export/, or .keras file"
+    )
+    parser.add_argument(
+        "--dataset", default="ffpp/sample", help="TFDS name/config (default ffpp/sample)"
+    )
     parser.add_argument("--split", default="test")
     parser.add_argument("--data_dir", default=None, help="TFDS data directory")
-    parser.add_argument("--manual_dir", default=None, help="dataset root, to build the dataset if missing")
-    parser.add_argument("--output", default=None, help="report folder (default <model>/../eval_<dataset>_<split>)")
+    parser.add_argument(
+        "--manual_dir", default=None, help="dataset root, to build the dataset if missing"
+    )
+    parser.add_argument(
+        "--output", default=None, help="report folder (default <model>/../eval_<dataset>_<split>)"
+    )
     parser.add_argument("--batch_size", type=int, default=32)
     parser.add_argument("--max_examples", type=int, default=None)
     parser.add_argument("--threshold", type=float, default=0.5)
@@ -35,12 +45,15 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    from ffseg import data as data_lib
-    from ffseg import evaluation, report
-    from ffseg.predictors import load_predictor
+    from ffseg.data import pipeline as data_lib
+    from ffseg.evaluation import report
+    from ffseg.evaluation import runner as evaluation
+    from ffseg.inference.predictors import load_predictor
 
     predictor = load_predictor(args.model)
-    builder = data_lib.ensure_built(args.dataset, data_dir=args.data_dir, manual_dir=args.manual_dir)
+    builder = data_lib.ensure_built(
+        args.dataset, data_dir=args.data_dir, manual_dir=args.manual_dir
+    )
     results = evaluation.evaluate_split(
         predictor,
         builder,

@@ -21,10 +21,14 @@ import sys
 def parse_args(argv=None):
     from ffseg.config import EXPERIMENTS
 
-    parser = argparse.ArgumentParser(prog="python -m experiments.train", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m experiments.train", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("--experiment", default="sample", choices=sorted(EXPERIMENTS))
     parser.add_argument(
-        "--model_dir", default=None, help="where checkpoints, logs and the export go (default runs/<experiment>)"
+        "--model_dir",
+        default=None,
+        help="where checkpoints, logs and the export go (default runs/<experiment>)",
     )
     parser.add_argument(
         "--set",
@@ -34,7 +38,9 @@ def parse_args(argv=None):
         metavar="SECTION.FIELD=VALUE",
         help="override a config field, e.g. --set train.batch_size=16 (repeatable)",
     )
-    parser.add_argument("--quiet", action="store_true", help="one log line per epoch instead of a progress bar")
+    parser.add_argument(
+        "--quiet", action="store_true", help="one log line per epoch instead of a progress bar"
+    )
     return parser.parse_args(argv)
 
 
@@ -43,7 +49,7 @@ def main(argv=None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     from ffseg import config as config_lib
-    from ffseg import training
+    from ffseg.training import trainer as training
 
     config = config_lib.override(config_lib.get_experiment(args.experiment), args.overrides)
     model_dir = args.model_dir or os.path.join("runs", args.experiment)

@@ -86,7 +86,7 @@ example:
 
 
 def _add_detect(subparsers) -> None:
-    from ffseg.detect import DEFAULT_BATCH_SIZE, DEFAULT_NUM_FRAMES, DEFAULT_THRESHOLD
+    from ffseg.inference.detect import DEFAULT_BATCH_SIZE, DEFAULT_NUM_FRAMES, DEFAULT_THRESHOLD
 
     parser = subparsers.add_parser(
         "detect",
@@ -97,15 +97,22 @@ def _add_detect(subparsers) -> None:
     )
     parser.add_argument("paths", nargs="+", metavar="PATH", help="image or video files")
     parser.add_argument(
-        "--model", required=True, metavar="MODEL",
+        "--model",
+        required=True,
+        metavar="MODEL",
         help="an exported SavedModel folder (ffseg.export) or a .keras file",
     )
     parser.add_argument(
-        "--output", default="ffseg_detect", metavar="OUTPUT",
+        "--output",
+        default="ffseg_detect",
+        metavar="OUTPUT",
         help="folder for the results, created if needed (default: ./ffseg_detect)",
     )
     parser.add_argument(
-        "--frames", type=_positive_or_all, default=DEFAULT_NUM_FRAMES, metavar="N",
+        "--frames",
+        type=_positive_or_all,
+        default=DEFAULT_NUM_FRAMES,
+        metavar="N",
         help=f"frames to score per video, evenly spaced over the video, as at training "
         f"time; a video of at most N frames is scored in full; 'all' scores every "
         f"frame. Default {DEFAULT_NUM_FRAMES}: every frame of a clip of up to "
@@ -113,16 +120,22 @@ def _add_detect(subparsers) -> None:
         f"spaced frames of a longer video",
     )
     parser.add_argument(
-        "--threshold", type=_probability, default=DEFAULT_THRESHOLD,
+        "--threshold",
+        type=_probability,
+        default=DEFAULT_THRESHOLD,
         help=f"scores at or above it are labelled fake (default: {DEFAULT_THRESHOLD})",
     )
     parser.add_argument(
-        "--batch-size", type=_positive, default=DEFAULT_BATCH_SIZE,
+        "--batch-size",
+        type=_positive,
+        default=DEFAULT_BATCH_SIZE,
         help=f"faces per model call; bounds the frames held in memory "
         f"(default: {DEFAULT_BATCH_SIZE})",
     )
     parser.add_argument(
-        "--no-overlay", dest="overlay", action="store_false",
+        "--no-overlay",
+        dest="overlay",
+        action="store_false",
         help="write only the JSON files, no overlay images or videos",
     )
     parser.add_argument(
@@ -157,8 +170,9 @@ def _quiet_native_logs():
     """
     import cv2
 
-    saved_env = {key: os.environ.get(key) for key in ("OPENCV_FFMPEG_LOGLEVEL",
-                                                       "TF_CPP_MIN_LOG_LEVEL")}
+    saved_env = {
+        key: os.environ.get(key) for key in ("OPENCV_FFMPEG_LOGLEVEL", "TF_CPP_MIN_LOG_LEVEL")
+    }
     # FFmpeg reads this when OpenCV first opens a video in the process.
     os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -182,8 +196,8 @@ def _first_line(error: BaseException) -> str:
 
 def _reason(path: str, error: BaseException) -> str:
     """The error's reason, without a repeated ``path:`` prefix."""
-    from ffseg import faces, video
-    from ffseg.detect import InputError
+    from ffseg.inference.detect import InputError
+    from ffseg.signal import faces, video
 
     if isinstance(error, (InputError, video.VideoError, faces.NoFaceError)):
         if error.path is None or os.path.abspath(error.path) == os.path.abspath(path):
@@ -209,7 +223,8 @@ def _summary(path: str, result: dict) -> str:
 
 
 def _run_detect(args) -> int:
-    from ffseg import detect, faces
+    from ffseg.inference import detect
+    from ffseg.signal import faces
 
     def fail(message: str) -> None:
         print(f"ffseg detect: {message}", file=sys.stderr, flush=True)
@@ -221,21 +236,25 @@ def _run_detect(args) -> int:
             fail(f"{args.output}: cannot create the output folder ({error.strerror or error})")
             return EXIT_USAGE
         if not os.path.exists(args.model):
-            fail(f"{args.model}: no such model (expected an exported SavedModel folder or "
-                 f"a .keras file)")
+            fail(
+                f"{args.model}: no such model (expected an exported SavedModel folder or "
+                f"a .keras file)"
+            )
             return EXIT_USAGE
         log: list[str] = []
         try:
             with detect.capture_native_stderr(log):
-                from ffseg.predictors import load_predictor
+                from ffseg.inference.predictors import load_predictor
 
                 predictor = load_predictor(args.model)
         except FileNotFoundError as error:
             fail(_first_line(error))
             return EXIT_USAGE
         except Exception as error:  # a damaged model: say so, do not dump a traceback
-            fail(f"{args.model}: cannot load the model ({type(error).__name__}: "
-                 f"{_first_line(error)})")
+            fail(
+                f"{args.model}: cannot load the model ({type(error).__name__}: "
+                f"{_first_line(error)})"
+            )
             return EXIT_USAGE
         detector = faces.FaceDetector()
 
@@ -243,9 +262,15 @@ def _run_detect(args) -> int:
         for path, name in zip(args.paths, _output_names(args.paths)):
             try:
                 result = detect.detect_file(
-                    path, predictor, detector, output_dir=args.output, name=name,
-                    num_frames=args.frames, threshold=args.threshold,
-                    batch_size=args.batch_size, overlay_output=args.overlay,
+                    path,
+                    predictor,
+                    detector,
+                    output_dir=args.output,
+                    name=name,
+                    num_frames=args.frames,
+                    threshold=args.threshold,
+                    batch_size=args.batch_size,
+                    overlay_output=args.overlay,
                     model_path=args.model,
                 )
             except KeyboardInterrupt:
@@ -265,8 +290,8 @@ def _run_detect(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ffseg",
-        description="Face forgery detection and localization (Kong et al., \"Detect and "
-        "Locate\", IEEE TIFS 2022).",
+        description='Face forgery detection and localization (Kong et al., "Detect and '
+        'Locate", IEEE TIFS 2022).',
     )
     parser.add_argument("--version", action="version", version=f"ffseg {ffseg.__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -305,10 +330,12 @@ def _add_sample(subparsers) -> None:
 
 
 def _run_sample(args) -> int:
-    from ffseg.sample import make_sample_ffpp
+    from ffseg.signal.sample import make_sample_ffpp
 
     try:
-        root = make_sample_ffpp(args.output, photos=args.photos, num_frames=args.frames, seed=args.seed)
+        root = make_sample_ffpp(
+            args.output, photos=args.photos, num_frames=args.frames, seed=args.seed
+        )
     except (OSError, ValueError) as error:
         print(f"ffseg sample: {error}", file=sys.stderr)
         return EXIT_USAGE

@@ -12,8 +12,7 @@ import dataclasses
 import json
 import typing
 
-METHODS = ("Deepfakes", "Face2Face", "FaceSwap", "NeuralTextures")
-CLASS_NAMES = ("real",) + METHODS
+from ffseg.constants import CLASS_NAMES, METHODS  # noqa: F401  (re-exported)
 
 
 @dataclasses.dataclass(frozen=True)

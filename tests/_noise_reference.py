@@ -1,4 +1,4 @@
-"""Literal reference for ``ffseg.noise.noise_residual`` (paper Eq. 4-5).
+"""Literal reference for ``ffseg.signal.noise.noise_residual`` (paper Eq. 4-5).
 
 Written straight from FFPP.md's description of the Mihcak, Kozintsev &
 Ramchandran (1999) adaptive Wiener filter, one channel, band and window size

@@ -8,7 +8,7 @@ coffee) has no face; ``tests/test_faces.py`` checks that dlib agrees.
 A clip is a face photo pasted onto a smooth 640x480 background and moved a
 little each frame, with its ground-truth mask (an ellipse over the face,
 moving with it), as a manipulated FF++ video and its mask video would be.
-The tests encode clips themselves (``ffseg.video.write_video``) and damage
+The tests encode clips themselves (``ffseg.signal.video.write_video``) and damage
 the files in the ways real downloads get damaged.
 """
 
@@ -22,7 +22,7 @@ import subprocess
 import cv2
 import numpy as np
 
-from ffseg import faces, video
+from ffseg.signal import faces, video
 
 
 @functools.lru_cache(maxsize=None)

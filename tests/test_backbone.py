@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from ffseg.backbone import xception_backbone
+from ffseg.models.backbone import xception_backbone
 
 
 def _producer(tensor):

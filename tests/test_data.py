@@ -1,6 +1,6 @@
 import numpy as np
 
-from ffseg import data as data_lib
+from ffseg.data import pipeline as data_lib
 
 
 def _batches(builder, **kwargs):

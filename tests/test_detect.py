@@ -1,4 +1,4 @@
-"""Tests for ffseg.detect and ``ffseg detect``: a real exported model on real faces.
+"""Tests for ffseg.inference.detect and ``ffseg detect``: a real exported model on real faces.
 
 A tiny FFSeg (71 px input, no pretrained weights) is exported as a SavedModel
 and loaded back, exactly what a user's ``--model`` folder holds. Untrained,
@@ -22,10 +22,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from ffseg import cli, detect, faces, video
-from ffseg.export import export_saved_model
-from ffseg.model import FFSeg
-from ffseg.predictors import load_predictor
+from ffseg import cli
+from ffseg.inference import detect
+from ffseg.inference.export import export_saved_model
+from ffseg.inference.predictors import load_predictor
+from ffseg.models.ffseg_model import FFSeg
+from ffseg.signal import faces, video
 from tests import media
 
 IMAGE_SIZE = 71

@@ -44,7 +44,7 @@ import keras
 # layers of a 4-image batch to ~1e-4 after one step, the size of the effects
 # this test is for.
 keras.config.set_floatx("float64")
-from ffseg.model import FFSeg
+from ffseg.models.ffseg_model import FFSeg
 
 images, targets = random_batch(4, 71)
 dataset = tf.data.Dataset.from_tensor_slices((images, targets)).batch(4, drop_remainder=True)
@@ -81,7 +81,7 @@ print("RESULT " + json.dumps({
 
 JAX_STEP = """
 import keras
-from ffseg.model import FFSeg
+from ffseg.models.ffseg_model import FFSeg
 
 assert keras.backend.backend() == "jax", keras.backend.backend()
 images, targets = random_batch(2, 71)

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from ffseg import evaluation
+from ffseg.evaluation import figures as evaluation
 
 
 def test_detection_metrics_match_sklearn():
@@ -62,7 +62,11 @@ def test_per_method_accuracy_and_class_recall():
     probabilities = np.eye(5)[[0, 1, 1, 1, 2, 0, 4, 3]]
     recall = evaluation.per_class_recall(methods, probabilities, names)
     assert recall["recall"] == {
-        "real": 0.5, "Deepfakes": 1.0, "Face2Face": 1.0, "FaceSwap": 0.0, "NeuralTextures": 0.5
+        "real": 0.5,
+        "Deepfakes": 1.0,
+        "Face2Face": 1.0,
+        "FaceSwap": 0.0,
+        "NeuralTextures": 0.5,
     }
     assert recall["average_recall"] == pytest.approx(0.6)
 
@@ -108,7 +112,7 @@ def test_report_writes_json_markdown_and_pictures(tmp_path):
 
     import cv2
 
-    from ffseg import report
+    from ffseg.evaluation import report
 
     rng = np.random.default_rng(0)
     labels = np.array([0, 1] * 10)
@@ -124,14 +128,26 @@ def test_report_writes_json_markdown_and_pictures(tmp_path):
         "model": "/m",
         "frame_level": evaluation.detection_metrics(labels, scores),
         "video_level": evaluation.detection_metrics([0, 1], [0.2, 0.9]),
-        "per_method_accuracy": evaluation.per_method_accuracy(labels, scores, ["real", "Deepfakes"]),
+        "per_method_accuracy": evaluation.per_method_accuracy(
+            labels, scores, ["real", "Deepfakes"]
+        ),
         "localization": loc.result(),
         "roc": {"frame": (np.array([0, 0.5, 1]), np.array([0, 0.9, 1]))},
         "grid": [
-            {"image": np.full((299, 299, 3), 90, np.uint8), "mask": masks[1],
-             "map": maps[1], "score": 0.7, "label": 1},
-            {"image": np.full((299, 299, 3), 30, np.uint8), "mask": None, "map": maps[0],
-             "score": 0.1, "label": 0},
+            {
+                "image": np.full((299, 299, 3), 90, np.uint8),
+                "mask": masks[1],
+                "map": maps[1],
+                "score": 0.7,
+                "label": 1,
+            },
+            {
+                "image": np.full((299, 299, 3), 30, np.uint8),
+                "mask": None,
+                "map": maps[0],
+                "score": 0.1,
+                "label": 0,
+            },
         ],
     }
     paths = report.write(results, str(tmp_path / "eval"))

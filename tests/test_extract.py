@@ -5,7 +5,7 @@ import os
 import numpy as np
 import pytest
 
-from ffseg import extract, faces, masks, noise, video
+from ffseg.signal import extract, faces, masks, noise, video
 from tests import media
 
 NUM_FRAMES = 24

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from ffseg import faces
+from ffseg.signal import faces
 from tests import media
 
 

@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from ffseg.heads import (
+from ffseg.models.heads import (
     ClassificationHead,
     DetectionScores,
     LocalizationMap,

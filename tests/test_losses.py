@@ -4,13 +4,13 @@ import keras
 import numpy as np
 import pytest
 
-from ffseg.losses import (
+from ffseg.models.ffseg_model import FFSeg
+from ffseg.models.losses import (
     MultiScaleMaskLoss,
     MultiScaleNoiseLoss,
     classification_loss,
     resize_target,
 )
-from ffseg.model import FFSeg
 
 EPSILON = 1e-7  # keras' clipping of probabilities in binary cross-entropy
 

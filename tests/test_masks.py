@@ -4,7 +4,7 @@ import cv2
 import numpy as np
 import pytest
 
-from ffseg import masks, video
+from ffseg.signal import masks, video
 from tests import media
 
 

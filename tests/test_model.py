@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import pytest
 
-from ffseg.model import FFSeg
+from ffseg.models.ffseg_model import FFSeg
 
 SMALL = dict(head_filters=(8, 8, 8), classifier_filters=8)
 

@@ -7,7 +7,7 @@ import pytest
 import pywt
 from skimage import data
 
-from ffseg.noise import PRNU_WEIGHTS, noise_residual, to_gray
+from ffseg.signal.noise import PRNU_WEIGHTS, noise_residual, to_gray
 from tests._noise_reference import literal_noise_residual
 
 # The fast path runs in float32 on 0..255 values; the reference in float64.

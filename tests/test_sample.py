@@ -10,9 +10,9 @@ import cv2
 import numpy as np
 import pytest
 
-from ffseg import masks as masks_lib
-from ffseg import sample
-from ffseg import video as video_lib
+from ffseg.signal import masks as masks_lib
+from ffseg.signal import sample
+from ffseg.signal import video as video_lib
 
 SMALL = dict(num_frames=3, frame_size=(320, 240), face_side=110, pairs_per_split=(1, 1, 1))
 
@@ -48,7 +48,10 @@ def test_layout_has_every_listed_video(tree):
                         assert (base / "masks" / "videos" / f"{name}.mp4").is_file()
     # Nothing but the FF++ layout and the provenance file at the top.
     assert sorted(p.name for p in tree.iterdir()) == [
-        "manipulated_sequences", "original_sequences", "sample.json", "splits",
+        "manipulated_sequences",
+        "original_sequences",
+        "sample.json",
+        "splits",
     ]
 
 
@@ -150,7 +153,7 @@ def test_user_photos_join_and_faceless_photos_are_left_out(tmp_path, caplog):
     face = skimage.data.astronaut()[:300, 80:380, ::-1]
     cv2.imwrite(str(photos / "person.png"), face)
     cv2.imwrite(str(photos / "wall.png"), np.full((200, 200, 3), 90, np.uint8))
-    with caplog.at_level("WARNING", logger="ffseg.sample"):
+    with caplog.at_level("WARNING", logger="ffseg.signal.sample"):
         loaded = sample._load_photos(photos)
         identities = sample._make_identities(loaded, 6, np.random.default_rng(0), face_side=110)
     origins = [identity.origin for identity in identities]
@@ -176,10 +179,15 @@ def test_cli_writes_a_tree_with_user_photos_and_refuses_a_bad_folder(tmp_path, c
 
     photos = tmp_path / "photos"
     photos.mkdir()
-    cv2.imwrite(str(photos / "mirrored.png"), cv2.cvtColor(skdata.astronaut()[:, ::-1].copy(), cv2.COLOR_RGB2BGR))
+    cv2.imwrite(
+        str(photos / "mirrored.png"),
+        cv2.cvtColor(skdata.astronaut()[:, ::-1].copy(), cv2.COLOR_RGB2BGR),
+    )
     out = tmp_path / "tree"
     assert cli.main(["sample", str(out), "--photos", str(photos), "--frames", "2"]) == 0
     assert (out / "splits" / "train.json").exists()
-    assert sorted(p.name for p in (out / "original_sequences" / "youtube" / "c23" / "videos").iterdir())
+    assert sorted(
+        p.name for p in (out / "original_sequences" / "youtube" / "c23" / "videos").iterdir()
+    )
     assert cli.main(["sample", str(tmp_path / "other"), "--photos", str(tmp_path / "missing")]) == 2
     assert "ffseg sample:" in capsys.readouterr().err

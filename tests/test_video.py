@@ -6,7 +6,7 @@ import pickle
 import numpy as np
 import pytest
 
-from ffseg import video
+from ffseg.signal import video
 from tests import media
 
 

@@ -72,7 +72,10 @@ class BuildReport:
             report[kind] = sorted(entries, key=order)
         epath.Path(path).write_text(json.dumps(report, indent=2))
         counts = report["counts"]
-        message = "%s: %d examples; %d videos skipped, %d frames skipped, %d frames flagged; details in %s"
+        message = (
+            "%s: %d examples; %d videos skipped, %d frames skipped, %d frames flagged; "
+            "details in %s"
+        )
         args = (
             self.dataset,
             sum(header.get("examples", {}).values()),

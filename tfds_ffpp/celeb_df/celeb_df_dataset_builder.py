@@ -26,9 +26,10 @@ import numpy as np
 import tensorflow_datasets as tfds
 from etils import epath
 
+from ffseg.constants import CROP_SIZE
 from tfds_ffpp import build_report
 
-IMAGE_SIZE = 299
+IMAGE_SIZE = CROP_SIZE
 FOLDERS = {"Celeb-real": "real", "YouTube-real": "real", "Celeb-synthesis": "fake"}
 TEST_LIST = "List_of_testing_videos.txt"
 
@@ -65,7 +66,9 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     RELEASE_NOTES = {"1.0.0": "Initial release: 32 frames per video, PNG faces, build_report.json."}
     MANUAL_DOWNLOAD_INSTRUCTIONS = _INSTRUCTIONS
     BUILDER_CONFIGS = [
-        CelebDfConfig(name="frames32", description="32 evenly spaced frames per video.", frames_per_video=32),
+        CelebDfConfig(
+            name="frames32", description="32 evenly spaced frames per video.", frames_per_video=32
+        ),
     ]
     DEFAULT_CONFIG_NAME = "frames32"
 
@@ -79,9 +82,13 @@ class Builder(tfds.core.GeneratorBasedBuilder):
                         doc="Face crop: dlib box enlarged 1.3x, square, resized to 299 (as ffpp).",
                     ),
                     "label": tfds.features.ClassLabel(names=["real", "fake"]),
-                    "video": tfds.features.Text(doc='"<folder>/<file stem>", e.g. "Celeb-synthesis/id0_id1_0000".'),
+                    "video": tfds.features.Text(
+                        doc='"<folder>/<file stem>", e.g. "Celeb-synthesis/id0_id1_0000".'
+                    ),
                     "frame": tfds.features.Scalar(dtype=np.int32, doc="Frame index in the video."),
-                    "box": tfds.features.Tensor(shape=(4,), dtype=np.int32, doc="Crop box (x0, y0, x1, y1)."),
+                    "box": tfds.features.Tensor(
+                        shape=(4,), dtype=np.int32, doc="Crop box (x0, y0, x1, y1)."
+                    ),
                 }
             ),
             supervised_keys=None,
@@ -89,7 +96,9 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         )
 
     def _generate_splits(self, dl_manager, download_config):
-        self._use_beam = download_config.beam_runner is not None or download_config.beam_options is not None
+        self._use_beam = (
+            download_config.beam_runner is not None or download_config.beam_options is not None
+        )
         self._report = build_report.BuildReport("celeb_df")
         split_infos = super()._generate_splits(dl_manager, download_config)
         self._report.write(
@@ -119,7 +128,10 @@ class Builder(tfds.core.GeneratorBasedBuilder):
             listed.add(name)
             path = root / f"{name}.mp4"
             if not path.exists():
-                self._report.add("skipped_videos", {"split": "test", "video": name, "reason": f"video not found: {path}"})
+                self._report.add(
+                    "skipped_videos",
+                    {"split": "test", "video": name, "reason": f"video not found: {path}"},
+                )
                 continue
             splits["test"].append({"name": name, "path": str(path), "label": label})
         for folder, label in FOLDERS.items():
@@ -130,9 +142,11 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         return {split: self._generate_examples(videos, split) for split, videos in splits.items()}
 
     def _generate_examples(self, videos, split):
-        from ffseg import faces
+        from ffseg.signal import faces
 
-        kwargs = dict(split=split, frames=self.builder_config.frames_per_video, detector=faces.FaceDetector())
+        kwargs = dict(
+            split=split, frames=self.builder_config.frames_per_video, detector=faces.FaceDetector()
+        )
         if getattr(self, "_use_beam", False):
             import apache_beam as beam
             from apache_beam.internal.cloudpickle import cloudpickle
@@ -142,7 +156,11 @@ class Builder(tfds.core.GeneratorBasedBuilder):
             return beam.Create(videos) | f"Extract_{split}" >> beam.FlatMap(
                 video_examples, report=self._report.metrics_reporter(), **kwargs
             )
-        return (item for video in videos for item in video_examples(video, report=self._report.add, **kwargs))
+        return (
+            item
+            for video in videos
+            for item in video_examples(video, report=self._report.add, **kwargs)
+        )
 
     def _process_pipeline_result(self, pipeline_result) -> None:
         self._report.add_from_pipeline(pipeline_result)
@@ -153,7 +171,8 @@ def check_layout(root) -> None:
     for folder in list(FOLDERS) + [TEST_LIST]:
         if not (root / folder).exists():
             raise FileNotFoundError(
-                f"Celeb-DF path not found: {root / folder}. Layout of the manual_dir:\n{_INSTRUCTIONS}"
+                f"Celeb-DF path not found: {root / folder}. "
+                f"Layout of the manual_dir:\n{_INSTRUCTIONS}"
             )
 
 
@@ -173,18 +192,22 @@ def read_test_list(path) -> typing.List[typing.Tuple[str, str]]:
             raise ValueError(f"{path}:{number}: expected '<1|0> <folder>/<file>.mp4', got {line!r}")
         folder = parts[1].split("/")[0]
         if folder not in FOLDERS:
-            raise ValueError(f"{path}:{number}: unknown folder {folder!r}; expected one of {sorted(FOLDERS)}")
+            raise ValueError(
+                f"{path}:{number}: unknown folder {folder!r}; expected one of {sorted(FOLDERS)}"
+            )
         label = "real" if parts[0] == "1" else "fake"
         if label != FOLDERS[folder]:
-            raise ValueError(f"{path}:{number}: label {parts[0]} ({label}) contradicts folder {folder}")
+            raise ValueError(
+                f"{path}:{number}: label {parts[0]} ({label}) contradicts folder {folder}"
+            )
         videos.append((parts[1][: -len(".mp4")], label))
     return videos
 
 
 def video_examples(video, *, split, frames, detector, report):
     """(key, example) pairs of one video; problems go to `report(kind, entry)`."""
-    from ffseg import extract, faces
-    from ffseg import video as video_lib
+    from ffseg.signal import extract, faces
+    from ffseg.signal import video as video_lib
 
     name = video["name"]
     try:
@@ -197,25 +220,44 @@ def video_examples(video, *, split, frames, detector, report):
         )
     except (video_lib.VideoError, faces.NoFaceError) as error:
         kind = "no face" if isinstance(error, faces.NoFaceError) else "video"
-        report("skipped_videos", {"split": split, "video": name, "reason": f"{kind}: {error.reason}"})
+        report(
+            "skipped_videos", {"split": split, "video": name, "reason": f"{kind}: {error.reason}"}
+        )
         return
     except Exception as error:  # pylint: disable=broad-except
-        report("skipped_videos", {"split": split, "video": name, "reason": f"unexpected {type(error).__name__}: {error}"})
+        report(
+            "skipped_videos",
+            {
+                "split": split,
+                "video": name,
+                "reason": f"unexpected {type(error).__name__}: {error}",
+            },
+        )
         return
     for skip in skipped:
-        report("skipped_frames", {"split": split, "video": name, "frame": int(skip["frame"]), "reason": skip["reason"]})
+        report(
+            "skipped_frames",
+            {"split": split, "video": name, "frame": int(skip["frame"]), "reason": skip["reason"]},
+        )
     for example in examples:
         frame = int(example["frame"])
         if not example["detected"]:
             report(
                 "flagged_frames",
-                {"split": split, "video": name, "frame": frame,
-                 "reason": "no face detected in this frame; crop box taken from other frames"},
+                {
+                    "split": split,
+                    "video": name,
+                    "frame": frame,
+                    "reason": "no face detected in this frame; crop box taken from other frames",
+                },
             )
-        yield f"{name}/{frame:04d}", {
-            "image": example["image"],
-            "label": video["label"],
-            "video": name,
-            "frame": frame,
-            "box": np.asarray(example["box"], np.int32),
-        }
+        yield (
+            f"{name}/{frame:04d}",
+            {
+                "image": example["image"],
+                "label": video["label"],
+                "video": name,
+                "frame": frame,
+                "box": np.asarray(example["box"], np.int32),
+            },
+        )

@@ -37,13 +37,12 @@ import numpy as np
 import tensorflow_datasets as tfds
 from etils import epath
 
+from ffseg.constants import CLASS_NAMES, CROP_SIZE, METHODS, NOISE_SIGMA, QUALITIES
 from tfds_ffpp import build_report
 
-METHODS = ("Deepfakes", "Face2Face", "FaceSwap", "NeuralTextures")
-# Index 0 is real, as in ffseg.config.CLASS_NAMES (the 5-class heads).
-METHOD_NAMES = ("real",) + METHODS
-QUALITIES = ("c23", "c40")
-IMAGE_SIZE = 299  # Xception's input side, as in the paper
+# Index 0 is real, then the methods, as the 5-class heads number them.
+METHOD_NAMES = CLASS_NAMES
+IMAGE_SIZE = CROP_SIZE
 
 # TFDS split name -> file name in FF++'s `splits/` folder.
 SPLIT_FILES = {"train": "train.json", "validation": "val.json", "test": "test.json"}
@@ -124,7 +123,6 @@ def _frames(train, validation, test):
     return {"train": train, "validation": validation, "test": test}
 
 
-_SIGMA = {"c23": 5.0, "c40": 10.0}  # FFPP.md: sigma by compression level
 _QUALITY_NAME = {"c23": "HQ (c23)", "c40": "LQ (c40)"}
 # protocol suffix -> (frames per train/validation/test video, real oversampling, description)
 _PROTOCOLS = {
@@ -144,7 +142,7 @@ _PROTOCOLS = {
 
 def _ffpp_config(quality: str, protocol: str) -> FfppConfig:
     frames, real_oversample, description = _PROTOCOLS[protocol]
-    sigma = _SIGMA[quality]
+    sigma = NOISE_SIGMA[quality]
     return FfppConfig(
         name=f"{quality}{protocol}",
         description=f"{_QUALITY_NAME[quality]} videos, sigma {sigma:g}, {description}",
@@ -309,7 +307,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     def _generate_examples(self, videos, split):
         """Examples of one split: a Beam transform or a generator of (key, example)."""
         config = self.builder_config
-        from ffseg import faces
+        from ffseg.signal import faces
 
         kwargs = dict(
             split=split,
@@ -501,8 +499,8 @@ def video_examples(video, *, split, frames, real_frames, sigma, detector, report
     mask is empty, full, outside the face or from a longer mask video
     (`iter_extract_video`'s flags), as flagged frames, which are kept.
     """
-    from ffseg import extract, faces
-    from ffseg import video as video_lib
+    from ffseg.signal import extract, faces
+    from ffseg.signal import video as video_lib
 
     name, is_real = video["name"], video["mask_path"] is None
 
@@ -580,7 +578,7 @@ def _pickle_this_module_by_value():
 
 def _sample_root(download_dir) -> epath.Path:
     """A generated FF++-layout tree under the download folder (made once, reused)."""
-    from ffseg import sample
+    from ffseg.signal import sample
 
     root = epath.Path(download_dir) / "ffpp_sample"
     if (root / "sample.json").exists():

@@ -27,8 +27,7 @@ import tensorflow_datasets as tfds
 from etils import epath
 
 from tfds_ffpp import build_report
-from tfds_ffpp.ffpp import ffpp_dataset_builder
-from tfds_ffpp.ffpp import make_dummy_data
+from tfds_ffpp.ffpp import ffpp_dataset_builder, make_dummy_data
 
 DUMMY_DATA = epath.Path(__file__).parent / "dummy_data"
 REPO_ROOT = epath.Path(__file__).parent.parent.parent
@@ -177,7 +176,7 @@ def test_split_without_a_usable_video_fails_and_keeps_the_report(tmp_path):
 
 
 def _examples_and_report(root, name):
-    from ffseg import faces
+    from ffseg.signal import faces
 
     entries = []
     examples = list(
@@ -203,7 +202,7 @@ def test_manual_dir_with_spaces_and_non_ascii_characters(tmp_path):
 
 
 def test_empty_masks_of_a_fake_are_reported_never_used_silently(tmp_path):
-    from ffseg import video as video_lib
+    from ffseg.signal import video as video_lib
 
     root = _copy_dummy(tmp_path)
     # A mask video that is black throughout: the video is skipped, naming the mask.
@@ -334,7 +333,7 @@ def test_masks_labels_and_boxes(built):
 
 
 def test_noise_is_the_residual_of_the_stored_image(built):
-    from ffseg.noise import noise_residual, to_gray
+    from ffseg.signal.noise import noise_residual, to_gray
 
     builder, examples, _ = built
     sigma = builder.builder_config.sigma

@@ -4,7 +4,7 @@ Run from the repository root (it rewrites the folder; commit the result):
 
     .venv/bin/python tfds_ffpp/ffpp/make_dummy_data.py
 
-It is `ffseg.sample.make_sample_ffpp` at 320x240, 3 frames per video, one
+It is `ffseg.signal.sample.make_sample_ffpp` at 320x240, 3 frames per video, one
 [target, source] pair per split (ids 000-005), plus the kinds of bad input
 that real FF++ downloads contain, so the tests can check that the build
 survives them and lists each one in `build_report.json`:
@@ -72,8 +72,8 @@ def _mask_file(root, name):
 
 
 def make_dummy_data(out, official_splits=None):
-    from ffseg import sample
-    from ffseg import video as video_lib
+    from ffseg.signal import sample
+    from ffseg.signal import video as video_lib
 
     out = pathlib.Path(out)
     if official_splits is None or not pathlib.Path(official_splits).is_dir():

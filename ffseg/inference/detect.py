@@ -18,7 +18,7 @@ so memory holds one batch of frames whatever the length of the video.
 
 The predictor is anything with ``predict(uint8 crops [N, 299, 299, 3]) ->
 {"score": [N], "localization_map": [N, 299, 299], ...}``, e.g.
-``ffseg.predictors.load_predictor(path)``. This module never imports
+``ffseg.inference.predictors.load_predictor(path)``. This module never imports
 TensorFlow itself.
 """
 
@@ -34,7 +34,10 @@ from typing import Iterable, Iterator
 import cv2
 import numpy as np
 
-from ffseg import faces, timing, video
+from ffseg import timing
+from ffseg.constants import BOX_SCALE, CROP_SIZE, image_format
+from ffseg.errors import FileError
+from ffseg.signal import faces, video
 from ffseg.timing import timed
 
 __all__ = [
@@ -55,26 +58,13 @@ __all__ = [
 # and 300 evenly spaced frames of anything longer: the time per input stays
 # bounded while a video verdict still averages many frames.
 DEFAULT_NUM_FRAMES = 300
-BOX_SCALE = 1.3  # FF++ preprocessing: the face box enlarged 1.3x, square
 DEFAULT_BATCH_SIZE = 16
 DEFAULT_THRESHOLD = 0.5
 
 
-class InputError(Exception):
-    """An input file that is neither a readable image nor a readable video.
-
-    Args:
-        path: the file, as given by the caller.
-        reason: what was wrong with it, in plain words.
-    """
-
-    def __init__(self, path, reason: str):
-        self.path = os.fspath(path)
-        self.reason = reason
-        super().__init__(f"{self.path}: {reason}")
-
-    def __reduce__(self):
-        return (type(self), (self.path, self.reason))
+class InputError(FileError):
+    """An input file that is neither a readable image nor a readable video:
+    `InputError(path, reason)`."""
 
 
 @contextlib.contextmanager
@@ -203,27 +193,11 @@ def _image_count(path: str) -> int:
         return 1
 
 
-_IMAGE_SIGNATURES = (
-    (b"\x89PNG\r\n\x1a\n", "PNG"),
-    (b"\xff\xd8\xff", "JPEG"),
-    (b"GIF87a", "GIF"),
-    (b"GIF89a", "GIF"),
-    (b"BM", "BMP"),
-    (b"II*\x00", "TIFF"),
-    (b"MM\x00*", "TIFF"),
-)
-
-
 def _image_signature(path: str) -> str | None:
     """The image format a file's first bytes announce, if any."""
     with open(path, "rb") as handle:
         head = handle.read(16)
-    for signature, kind in _IMAGE_SIGNATURES:
-        if head.startswith(signature):
-            return kind
-    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-        return "WebP"
-    return None
+    return image_format(head)
 
 
 # --------------------------------------------------------------------------
@@ -266,7 +240,7 @@ def _timed_iter(iterable: Iterable, timings, key) -> Iterator:
 
 
 def _crop_size(predictor) -> int:
-    return int(getattr(predictor, "crop_size", 299))
+    return int(getattr(predictor, "crop_size", CROP_SIZE))
 
 
 def _run_batch(pending, predictor, batch_size, timings):

@@ -19,7 +19,7 @@ import logging
 
 import tensorflow as tf
 
-STORED_SIZE = 299
+from ffseg.constants import CROP_SIZE as STORED_SIZE
 
 
 def ensure_built(dataset: str, data_dir=None, manual_dir=None):
@@ -161,6 +161,8 @@ def make_dataset(
     options = tf.data.Options()
     options.deterministic = bool(deterministic) or not training
     if not shard_by_files:
-        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+        options.experimental_distribute.auto_shard_policy = (
+            tf.data.experimental.AutoShardPolicy.DATA
+        )
     ds = ds.with_options(options)
     return ds.prefetch(tf.data.AUTOTUNE)

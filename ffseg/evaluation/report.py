@@ -31,7 +31,8 @@ def markdown(results: dict) -> str:
         m = results[level]
         lines.append(
             f"| {level.replace('_', ' ')} | {m['count']} | {_fmt(m['auc'], True)} | "
-            f"{_fmt(m['accuracy'], True)} | {_fmt(m['eer'], True)} | {_fmt(m['average_precision'], True)} |"
+            f"{_fmt(m['accuracy'], True)} | {_fmt(m['eer'], True)} | "
+            f"{_fmt(m['average_precision'], True)} |"
         )
     if "per_method_accuracy" in results:
         lines += ["", "## Frame-level accuracy per method (paper Table III, %)", ""]
@@ -39,7 +40,9 @@ def markdown(results: dict) -> str:
         lines.append("| " + " | ".join(names) + " |")
         lines.append("|" + "---|" * len(names))
         lines.append(
-            "| " + " | ".join(_fmt(results["per_method_accuracy"][n]["accuracy"], True) for n in names) + " |"
+            "| "
+            + " | ".join(_fmt(results["per_method_accuracy"][n]["accuracy"], True) for n in names)
+            + " |"
         )
     if "five_class" in results:
         five = results["five_class"]
@@ -48,7 +51,8 @@ def markdown(results: dict) -> str:
         lines.append("| " + " | ".join(names) + " | average |")
         lines.append("|" + "---|" * (len(names) + 1))
         lines.append(
-            "| " + " | ".join(_fmt(five["recall"][n], True) for n in names)
+            "| "
+            + " | ".join(_fmt(five["recall"][n], True) for n in names)
             + f" | {_fmt(five['average_recall'], True)} |"
         )
     if "localization" in results:
@@ -57,9 +61,11 @@ def markdown(results: dict) -> str:
             "",
             "## Localization (paper Eq. 7, Table VI)",
             "",
-            "| IoU (mean per manipulated face) | IoU (pooled) | false-positive area on real faces | pixel AUC |",
+            "| IoU (mean per manipulated face) | IoU (pooled) "
+            "| false-positive area on real faces | pixel AUC |",
             "|---|---|---|---|",
-            f"| {_fmt(loc['iou'])} | {_fmt(loc['iou_pooled'])} | {_fmt(loc['false_positive_area'])} | "
+            f"| {_fmt(loc['iou'])} | {_fmt(loc['iou_pooled'])} "
+            f"| {_fmt(loc['false_positive_area'])} | "
             f"{_fmt(loc['pixel_auc'])} |",
             "",
             f"{loc['manipulated_frames']} manipulated and {loc['real_frames']} real faces.",
@@ -99,7 +105,9 @@ def grid_png(grid: list, path: str, size: int = 128):
     for item in grid:
         face = cv2.resize(item["image"], (size, size), interpolation=cv2.INTER_AREA)
         if item.get("mask") is not None:
-            mask = cv2.resize((item["mask"] * 255).astype(np.uint8), (size, size), interpolation=cv2.INTER_NEAREST)
+            mask = cv2.resize(
+                (item["mask"] * 255).astype(np.uint8), (size, size), interpolation=cv2.INTER_NEAREST
+            )
             true = np.repeat(mask[..., None], 3, axis=-1)
         else:
             true = np.full((size, size, 3), 128, np.uint8)
@@ -107,7 +115,9 @@ def grid_png(grid: list, path: str, size: int = 128):
         heat = cv2.cvtColor(cv2.applyColorMap(heat, cv2.COLORMAP_JET), cv2.COLOR_BGR2RGB)
         row = np.concatenate([face, true, heat], axis=1)
         label = f"{'fake' if item['label'] else 'real'} {item['score']:.2f}"
-        cv2.putText(row, label, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 0), 1, cv2.LINE_AA)
+        cv2.putText(
+            row, label, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 0), 1, cv2.LINE_AA
+        )
         rows.append(row)
     if not rows:
         return
@@ -164,6 +174,8 @@ def write_scores(scores: dict, path: str):
     with open(path, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["video", "frame", "label", "method", "score"])
-        for row in zip(scores["video"], scores["frame"], scores["label"], scores["method"], scores["score"]):
+        for row in zip(
+            scores["video"], scores["frame"], scores["label"], scores["method"], scores["score"]
+        ):
             video, frame, label, method, score = row
             writer.writerow([video, frame, label, "" if method is None else method, f"{score:.7f}"])

@@ -67,7 +67,7 @@ class MapImages(keras.callbacks.Callback):
 
     Args:
         log_dir: where the image summaries go.
-        batch: `(images, targets)` as yielded by `ffseg.data.make_dataset`.
+        batch: `(images, targets)` as yielded by `ffseg.data.pipeline.make_dataset`.
     """
 
     def __init__(self, log_dir: str, batch):
@@ -86,7 +86,9 @@ class MapImages(keras.callbacks.Callback):
         predicted = np.asarray(outputs["localization_map"], np.float32)[: len(self.images)]
         strips = map_strips(self.images, self.masks, predicted)
         with self._writer.as_default():
-            tf.summary.image("face | true mask | predicted map", strips, step=epoch, max_outputs=len(strips))
+            tf.summary.image(
+                "face | true mask | predicted map", strips, step=epoch, max_outputs=len(strips)
+            )
         self._writer.flush()
 
     def on_train_end(self, logs=None):

@@ -5,18 +5,18 @@ import warnings
 import keras
 from keras import ops
 
-from ffseg.backbone import TAP_NAMES, xception_backbone
-from ffseg.heads import (
+from ffseg.constants import TRAINING_STAGES
+from ffseg.models.backbone import TAP_NAMES, xception_backbone
+from ffseg.models.heads import (
     ClassificationHead,
     DetectionScores,
     LocalizationMap,
     NoiseMapHead,
     SemanticMapHead,
 )
-from ffseg.losses import MultiScaleMaskLoss, MultiScaleNoiseLoss, classification_loss
-from ffseg.metrics import ManipulationIoU
+from ffseg.models.losses import MultiScaleMaskLoss, MultiScaleNoiseLoss, classification_loss
+from ffseg.models.metrics import ManipulationIoU
 
-TRAINING_STAGES = ("semantic", "full")
 NUM_SCALES = len(TAP_NAMES)
 SEMANTIC_MAP_KEYS = tuple(f"semantic_map_{j + 1}" for j in range(NUM_SCALES))
 NOISE_MAP_KEYS = tuple(f"noise_map_{j + 1}" for j in range(NUM_SCALES))

@@ -30,12 +30,13 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from ffseg import data as data_lib
-from ffseg import export as export_lib
-from ffseg.callbacks import BestCheckpoint, MapImages
-from ffseg.config import CLASS_NAMES, ExperimentConfig
+from ffseg.config import ExperimentConfig
+from ffseg.constants import BINARY_CLASS_NAMES, CLASS_NAMES, TRAINING_STAGES
+from ffseg.data import pipeline as data_lib
+from ffseg.inference import export as export_lib
+from ffseg.training.callbacks import BestCheckpoint, MapImages
 
-STAGES = ("semantic", "full")
+STAGES = TRAINING_STAGES
 
 
 def get_strategy() -> tf.distribute.Strategy:
@@ -84,7 +85,7 @@ def _vector_logs(step_fn):
 
 
 def build_model(config: ExperimentConfig, stage: str):
-    from ffseg.model import FFSeg
+    from ffseg.models.ffseg_model import FFSeg
 
     model = FFSeg(
         image_size=config.model.image_size,
@@ -170,7 +171,9 @@ def train(config: ExperimentConfig, model_dir: str, *, verbose="auto", callbacks
     )
     train_split, val_split = config.data.train_split, config.data.validation_split
     batch = config.train.batch_size
-    steps_per_epoch = _steps(builder, train_split, batch, config.train.steps_per_epoch, training=True)
+    steps_per_epoch = _steps(
+        builder, train_split, batch, config.train.steps_per_epoch, training=True
+    )
     val_take = config.data.max_validation_examples
     workers = _num_workers(strategy)
     splits = builder.info.splits
@@ -183,7 +186,9 @@ def train(config: ExperimentConfig, model_dir: str, *, verbose="auto", callbacks
         seed=config.data.seed,
         shard_by_files=min(splits[train_split].num_shards, splits[val_split].num_shards) >= workers,
     )
-    val_ds = data_lib.make_dataset(builder, val_split, training=False, take=val_take, **dataset_kwargs)
+    val_ds = data_lib.make_dataset(
+        builder, val_split, training=False, take=val_take, **dataset_kwargs
+    )
     image_batch = next(iter(val_ds.unbatch().batch(config.train.tensorboard_images)))
 
     results = {"model_dir": model_dir, "stages": {}}
@@ -271,7 +276,7 @@ def train(config: ExperimentConfig, model_dir: str, *, verbose="auto", callbacks
                 metadata={
                     "class_names": list(CLASS_NAMES[: config.model.num_classes])
                     if config.model.num_classes > 2
-                    else ["real", "fake"],
+                    else list(BINARY_CLASS_NAMES),
                     "dataset": config.data.dataset,
                 },
             )

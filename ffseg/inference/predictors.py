@@ -18,14 +18,15 @@ import os
 
 import numpy as np
 
-CROP_SIZE = 299
+from ffseg.constants import CROP_SIZE
 
 
 def _check_crops(crops, crop_size):
     crops = np.asarray(crops)
     if crops.dtype != np.uint8 or crops.ndim != 4 or crops.shape[1:] != (crop_size, crop_size, 3):
         raise ValueError(
-            f"expected uint8 crops [N, {crop_size}, {crop_size}, 3], got {crops.dtype} {crops.shape}"
+            f"expected uint8 crops [N, {crop_size}, {crop_size}, 3], "
+            f"got {crops.dtype} {crops.shape}"
         )
     return crops
 
@@ -36,7 +37,7 @@ class SavedModelPredictor:
     has_semantic_maps = False
 
     def __init__(self, path: str):
-        from ffseg.export import ServedModel
+        from ffseg.inference.export import ServedModel
 
         self.path = path
         self._served = ServedModel(path)
@@ -55,7 +56,7 @@ class KerasPredictor:
     def __init__(self, path: str):
         import keras
 
-        import ffseg.model  # noqa: F401  (registers FFSeg and its layers)
+        import ffseg.models.ffseg_model  # noqa: F401  (registers FFSeg and its layers)
 
         self.path = path
         self.model = keras.saving.load_model(path, safe_mode=True)
@@ -82,12 +83,18 @@ class KerasPredictor:
                 {
                     "score": np.asarray(out["score"], np.float32),
                     "localization_map": np.clip(
-                        self._resize(np.asarray(out["localization_map"], np.float32), self.crop_size), 0, 1
+                        self._resize(
+                            np.asarray(out["localization_map"], np.float32), self.crop_size
+                        ),
+                        0,
+                        1,
                     ),
                     "class_probabilities": np.asarray(out["class_probabilities"], np.float32),
                     "semantic_maps": np.stack(
                         [
-                            self._resize(np.asarray(out[f"semantic_map_{j}"], np.float32), self.crop_size)
+                            self._resize(
+                                np.asarray(out[f"semantic_map_{j}"], np.float32), self.crop_size
+                            )
                             for j in (1, 2, 3)
                         ]
                     ),
@@ -95,7 +102,9 @@ class KerasPredictor:
             )
         if not parts:
             return {}
-        merged = {k: np.concatenate([p[k] for p in parts]) for k in parts[0] if k != "semantic_maps"}
+        merged = {
+            k: np.concatenate([p[k] for p in parts]) for k in parts[0] if k != "semantic_maps"
+        }
         merged["semantic_maps"] = np.concatenate([p["semantic_maps"] for p in parts], axis=1)
         return merged
 
@@ -110,7 +119,9 @@ def load_predictor(path: str):
             return SavedModelPredictor(path)
         if os.path.exists(os.path.join(path, "export", "saved_model.pb")):
             return SavedModelPredictor(os.path.join(path, "export"))
-        raise FileNotFoundError(f"{path}: folder holds no saved_model.pb (not an exported ffseg model)")
+        raise FileNotFoundError(
+            f"{path}: folder holds no saved_model.pb (not an exported ffseg model)"
+        )
     if path.endswith(".keras"):
         return KerasPredictor(path)
     raise FileNotFoundError(f"{path}: expected a SavedModel folder or a .keras file")

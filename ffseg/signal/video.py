@@ -51,6 +51,9 @@ from typing import Iterable, Iterator
 import cv2
 import numpy as np
 
+from ffseg.constants import image_format
+from ffseg.errors import FileError
+
 __all__ = [
     "VideoError",
     "Decoder",
@@ -65,23 +68,8 @@ __all__ = [
 ]
 
 
-class VideoError(Exception):
-    """A video (or mask video) that cannot be used.
-
-    Args:
-        path: the file, as given by the caller.
-        reason: what was wrong with it, in plain words.
-    """
-
-    def __init__(self, path, reason: str):
-        self.path = os.fspath(path) if isinstance(path, os.PathLike) else str(path)
-        self.reason = reason
-        super().__init__(f"{self.path}: {reason}")
-
-    def __reduce__(self):
-        # Exceptions cross process boundaries in Beam; the default reduce would
-        # call __init__ with the formatted message as the only argument.
-        return (type(self), (self.path, self.reason))
+class VideoError(FileError):
+    """A video (or mask video) that cannot be used: `VideoError(path, reason)`."""
 
 
 def sample_indices(frame_count: int, num_frames: int | None) -> np.ndarray:
@@ -111,18 +99,6 @@ def sample_indices(frame_count: int, num_frames: int | None) -> np.ndarray:
 # Opening and validating files
 
 
-# FFmpeg's image2 demuxer opens a still image as a one-frame "video".
-_IMAGE_SIGNATURES = {
-    b"\x89PNG\r\n\x1a\n": "PNG",
-    b"\xff\xd8\xff": "JPEG",
-    b"GIF87a": "GIF",
-    b"GIF89a": "GIF",
-    b"BM": "BMP",
-    b"II*\x00": "TIFF",
-    b"MM\x00*": "TIFF",
-}
-
-
 def _check_file(path: str) -> str | None:
     """Fails on files that cannot be a video; returns the still-image type, if any."""
     if not os.path.exists(path):
@@ -136,12 +112,8 @@ def _check_file(path: str) -> str | None:
             head = handle.read(16)
     except OSError as error:
         raise VideoError(path, f"cannot be read ({error.strerror or error})") from error
-    for signature, kind in _IMAGE_SIGNATURES.items():
-        if head.startswith(signature):
-            return kind
-    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-        return "WebP"
-    return None
+    # FFmpeg's image2 demuxer opens a still image as a one-frame "video".
+    return image_format(head)
 
 
 def _open(path: str) -> cv2.VideoCapture:

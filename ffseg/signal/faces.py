@@ -22,11 +22,13 @@ costs four times as much.
 from __future__ import annotations
 
 import collections
-import os
 from typing import Sequence
 
 import cv2
 import numpy as np
+
+from ffseg.constants import BOX_SCALE, CROP_SIZE
+from ffseg.errors import FileError
 
 __all__ = [
     "NoFaceError",
@@ -58,21 +60,16 @@ def size_limit(detector, frame_shape) -> str:
     )
 
 
-class NoFaceError(Exception):
-    """No face was found in any usable frame of a video.
+class NoFaceError(FileError):
+    """No face was found in any usable frame of a video or in an image.
 
     Args:
-        path: the video file (``None`` when the frames did not come from one).
+        path: the file (``None`` when the frames did not come from one).
         reason: what was searched, in plain words.
     """
 
     def __init__(self, path=None, reason: str = "no face found in any sampled frame"):
-        self.path = None if path is None else os.fspath(path)
-        self.reason = reason
-        super().__init__(f"{self.path}: {reason}" if self.path is not None else reason)
-
-    def __reduce__(self):
-        return (type(self), (self.path, self.reason))
+        super().__init__(path, reason)
 
 
 def _check_frame(frame) -> np.ndarray:
@@ -183,7 +180,7 @@ class FaceDetector:
         return max(boxes, key=lambda b: (b[2] - b[0]) * (b[3] - b[1]))
 
 
-def face_box(box: Sequence[float], frame_shape, scale: float = 1.3) -> Box:
+def face_box(box: Sequence[float], frame_shape, scale: float = BOX_SCALE) -> Box:
     """The square crop box for a face, as in FF++ preprocessing.
 
     Args:
@@ -218,7 +215,7 @@ def _region(image: np.ndarray, box: Sequence[int]) -> np.ndarray:
     return image[y0:y1, x0:x1]
 
 
-def crop(image, box: Sequence[int], size: int = 299, interpolation: int = cv2.INTER_LINEAR):
+def crop(image, box: Sequence[int], size: int = CROP_SIZE, interpolation: int = cv2.INTER_LINEAR):
     """Crops ``box`` out of an image and resizes it to ``size`` x ``size``.
 
     Args:
@@ -235,7 +232,7 @@ def crop(image, box: Sequence[int], size: int = 299, interpolation: int = cv2.IN
     return resized
 
 
-def crop_mask(mask, box: Sequence[int], size: int = 299) -> np.ndarray:
+def crop_mask(mask, box: Sequence[int], size: int = CROP_SIZE) -> np.ndarray:
     """Crops a {0,1} mask with the same box as its frame; keeps it binary.
 
     The mask is resampled by area averaging (the fraction of each output
@@ -349,7 +346,9 @@ class BoxTracker:
         return decided
 
 
-def track_boxes(frames, detector: FaceDetector, *, path=None, indices=None, scale: float = 1.3):
+def track_boxes(
+    frames, detector: FaceDetector, *, path=None, indices=None, scale: float = BOX_SCALE
+):
     """One crop box per frame, filling frames where detection failed.
 
     Args:

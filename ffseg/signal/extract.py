@@ -34,7 +34,8 @@ from typing import Iterator
 
 import numpy as np
 
-from ffseg import faces, masks, noise, video
+from ffseg.constants import BOX_SCALE, CROP_SIZE
+from ffseg.signal import faces, masks, noise, video
 from ffseg.timing import timed
 
 __all__ = ["MAX_PENDING_BYTES", "extract_video", "iter_extract_video"]
@@ -59,11 +60,11 @@ def extract_video(
     mask_path,
     *,
     num_frames: int | None,
-    size: int = 299,
+    size: int = CROP_SIZE,
     sigma: float,
     detector: faces.FaceDetector | None = None,
     frame_indices=None,
-    scale: float = 1.3,
+    scale: float = BOX_SCALE,
     mask_threshold: int | None = None,
     timings: dict | None = None,
     max_pending_bytes: int = MAX_PENDING_BYTES,
@@ -89,11 +90,11 @@ def iter_extract_video(
     mask_path,
     *,
     num_frames: int | None,
-    size: int = 299,
+    size: int = CROP_SIZE,
     sigma: float,
     detector: faces.FaceDetector | None = None,
     frame_indices=None,
-    scale: float = 1.3,
+    scale: float = BOX_SCALE,
     mask_threshold: int | None = None,
     timings: dict | None = None,
     max_pending_bytes: int = MAX_PENDING_BYTES,

@@ -21,7 +21,8 @@ import os
 import keras
 import tensorflow as tf
 
-CROP_SIZE = 299
+from ffseg.constants import CROP_SIZE
+
 SIGNATURE_NAME = "serving_default"
 ENDPOINT_NAME = "detect"
 METADATA_FILE = "ffseg.json"

@@ -47,9 +47,10 @@ import typing
 import cv2
 import numpy as np
 
+from ffseg.constants import METHODS
+
 __all__ = ["METHODS", "SPLIT_NAMES", "make_sample_ffpp", "render_real_frame", "render_sample"]
 
-METHODS = ("Deepfakes", "Face2Face", "FaceSwap", "NeuralTextures")
 SPLIT_NAMES = ("train", "val", "test")
 
 # Constant quantisers of FF++'s two compressed releases ("c23" = HQ,
@@ -125,7 +126,7 @@ def make_sample_ffpp(
         ValueError: on unknown methods or qualities, fewer than 2 frames, or
             too few usable photos.
     """
-    from ffseg import video as video_lib
+    from ffseg.signal import video as video_lib
 
     unknown = set(methods) - set(METHODS)
     if unknown:
@@ -208,7 +209,7 @@ def make_sample_ffpp(
     (root / "sample.json").write_text(
         json.dumps(
             {
-                "generator": "ffseg.sample.make_sample_ffpp",
+                "generator": "ffseg.signal.sample.make_sample_ffpp",
                 "seed": seed,
                 "num_frames": num_frames,
                 "frame_size": list(frame_size),
@@ -296,7 +297,7 @@ _VARIANTS = (
 
 def _make_identities(photos, count, rng, face_side) -> typing.List[_Identity]:
     """`count` identities, cycling through photos first and variants second."""
-    from ffseg import faces
+    from ffseg.signal import faces
 
     detector = faces.FaceDetector()
     usable = []
