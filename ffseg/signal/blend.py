@@ -45,6 +45,7 @@ pseudo-fake | mask | noise label, from a face photo or a video.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import numbers
 import os
 from typing import Sequence
@@ -602,8 +603,12 @@ def read_frames(path, max_frames: int = 300):
             for index, frame in video.iter_frames(path, range(int(max_frames))))
 
 
-def builtin_donors(size: int = CROP_SIZE) -> list[FaceCrop]:
-    """Faces of the two built-in portraits (scikit-image's astronaut, matplotlib's Grace Hopper)."""
+@functools.lru_cache(maxsize=2)
+def builtin_donors(size: int = CROP_SIZE) -> tuple[FaceCrop, ...]:
+    """Faces of the two built-in portraits (scikit-image's astronaut, matplotlib's Grace Hopper).
+
+    Computed once per process and size (face detection takes about a second).
+    """
     import matplotlib.cbook
     import matplotlib.image
     import skimage.data
@@ -613,9 +618,8 @@ def builtin_donors(size: int = CROP_SIZE) -> list[FaceCrop]:
     photos = (("astronaut", skimage.data.astronaut()), ("Grace Hopper", hopper))
     donors = []
     for name, photo in photos:
-        donors += face_crops([(name, photo)], count=1, size=size,
-                             detector=faces.FaceDetector(max_side=None))
-    return donors
+        donors += face_crops([(name, photo)], count=1, size=size)
+    return tuple(donors)
 
 
 def _cell(image: np.ndarray, side: int) -> np.ndarray:
@@ -694,7 +698,8 @@ def grid_image(face_list: Sequence[FaceCrop], donors: Sequence[FaceCrop] = (), *
         lines = kind + [f"part: {fake.part}", f"ratio: {fake.blend_ratio:.2f}", face.caption,
                         f"seed: {seed + row}"]
         _text(canvas, lines, (8, top + 24))
-        cv2.line(canvas, (0, top), (width - 1, top), (200, 200, 200), 1)
+        # A rule between rows' labels; the pictures themselves are left untouched.
+        cv2.line(canvas, (0, top), (_LABEL_WIDTH - 8, top), (200, 200, 200), 1)
     return canvas
 
 
