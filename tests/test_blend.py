@@ -206,7 +206,8 @@ def test_grid_rows_alternate_kinds_and_skip_the_same_picture(crops):
     face, hopper = crops["astronaut"], crops["grace_hopper"]
     with_self = blend.grid_image([face], [face], rows=2, cell=48)
     without = blend.grid_image([face], [], rows=2, cell=48)
-    # The astronaut as her own donor is skipped: both rows are self-blends.
+    # The astronaut as her own donor is skipped: both rows are self-blends
+    # (by identity descriptors; without them, as the same picture).
     assert np.array_equal(with_self, without)
     crossed = blend.grid_image([face], [face, hopper], rows=2, cell=48)
     top = blend._HEADER_HEIGHT
@@ -217,12 +218,24 @@ def test_grid_rows_alternate_kinds_and_skip_the_same_picture(crops):
     assert np.array_equal(second_fake, expected)  # row 1: cross with Grace Hopper
 
 
-def test_grid_from_a_video_uses_its_first_faces(tmp_path):
-    clip = media.face_clip("grace_hopper", num_frames=6, blank_frames=(0,))
+def test_grid_from_a_video_uses_its_first_faces_and_another_person(tmp_path):
+    clip = media.face_clip("astronaut", num_frames=6, blank_frames=(0,))
     path = str(tmp_path / "clip.mp4")
     video.write_video(path, clip.frames, qp=0)
-    found = blend.face_crops(blend.read_frames(path), count=3, path=path)
+    found = blend.face_crops(blend.read_frames(path), count=3, path=path,
+                             descriptor=landmarks.FaceDescriptor())
     assert [f.caption for f in found] == ["frame 1", "frame 2", "frame 3"]
+    # The astronaut in the video is the astronaut of the built-in donors (a
+    # different picture: other size, background and compression), so only
+    # Grace Hopper may be pasted onto her.
+    astronaut, hopper = blend.builtin_donors()
+    assert blend._same_person(found[0], astronaut) and not blend._same_person(found[0], hopper)
+    grid = blend.grid_image(found[:1], [astronaut, hopper], rows=2, cell=48)
+    top, left = blend._HEADER_HEIGHT + 48, blend._LABEL_WIDTH + 48
+    expected = blend.cross_blend(found[0].image, found[0].points, hopper.image, hopper.points,
+                                 1, part="face").image
+    expected = cv2.resize(expected, (48, 48), interpolation=cv2.INTER_AREA)
+    assert np.array_equal(grid[top:top + 48, left:left + 48], expected)
     written = blend.write_grid(path, tmp_path, rows=3, cell=48)
     assert os.path.basename(written) == "clip-pseudo-fakes.png"
     assert cv2.imread(written).shape[0] == blend._HEADER_HEIGHT + 3 * 48

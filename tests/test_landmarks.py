@@ -126,6 +126,19 @@ def test_detector_pickles_without_its_model(detector):
     assert np.array_equal(state(media.astronaut(), face), detector(media.astronaut(), face))
 
 
+def test_identity_descriptor_tells_people_apart(detector):
+    describe = landmarks.FaceDescriptor(detector)
+    astronaut = describe(media.astronaut(), media.photo_face_box("astronaut"))
+    hopper = describe(media.grace_hopper(), media.photo_face_box("grace_hopper"))
+    assert astronaut.shape == (128,) and astronaut.dtype == np.float32
+    # The astronaut again, smaller, on another background, in a clip frame.
+    frame = media.face_clip("astronaut", num_frames=2).frames[1]
+    again = describe(frame, faces.FaceDetector().largest(frame))
+    assert np.linalg.norm(astronaut - again) < landmarks.SAME_PERSON_DISTANCE / 2
+    assert np.linalg.norm(astronaut - hopper) > landmarks.SAME_PERSON_DISTANCE
+    assert np.linalg.norm(again - hopper) > landmarks.SAME_PERSON_DISTANCE
+
+
 def test_bad_inputs_are_refused(detector):
     image = media.astronaut()
     with pytest.raises(ValueError, match="uint8"):

@@ -535,16 +535,20 @@ class FaceCrop:
         image: size x size x 3 RGB uint8 crop (``faces.crop`` of the 1.3x box).
         points: (68, 2) float32 landmarks in crop coordinates.
         caption: where it came from, for the grid ("photo", "frame 12", a name).
+        descriptor: the face's 128-d identity descriptor
+            (``landmarks.FaceDescriptor``), or ``None`` when not computed.
     """
 
     image: np.ndarray
     points: np.ndarray
     caption: str
+    descriptor: np.ndarray | None = None
 
 
 def face_crops(frames, *, count: int, size: int = CROP_SIZE, path=None,
                detector: faces.FaceDetector | None = None,
-               landmark_detector: landmarks.LandmarkDetector | None = None) -> list[FaceCrop]:
+               landmark_detector: landmarks.LandmarkDetector | None = None,
+               descriptor: landmarks.FaceDescriptor | None = None) -> list[FaceCrop]:
     """The largest face of each frame, cropped as for training, with its landmarks.
 
     Args:
@@ -555,6 +559,8 @@ def face_crops(frames, *, count: int, size: int = CROP_SIZE, path=None,
         path: the file the frames come from, for the error.
         detector, landmark_detector: default ``FaceDetector()`` and
             ``LandmarkDetector()``.
+        descriptor: a ``landmarks.FaceDescriptor`` to describe each face's
+            identity with (about 0.1 s a face), or ``None``.
 
     Raises:
         NoFaceError: no face in any frame.
@@ -570,7 +576,8 @@ def face_crops(frames, *, count: int, size: int = CROP_SIZE, path=None,
             continue
         box = faces.face_box(face, frame.shape, BOX_SCALE)
         points = landmarks.to_crop(landmark_detector(frame, face), box, size)
-        found.append(FaceCrop(faces.crop(frame, box, size), points, caption))
+        identity = None if descriptor is None else descriptor(frame, face)
+        found.append(FaceCrop(faces.crop(frame, box, size), points, caption, identity))
         if len(found) >= count:
             break
     if not found:
@@ -618,7 +625,8 @@ def builtin_donors(size: int = CROP_SIZE) -> tuple[FaceCrop, ...]:
     photos = (("astronaut", skimage.data.astronaut()), ("Grace Hopper", hopper))
     donors = []
     for name, photo in photos:
-        donors += face_crops([(name, photo)], count=1, size=size)
+        donors += face_crops([(name, photo)], count=1, size=size,
+                             descriptor=landmarks.FaceDescriptor())
     return tuple(donors)
 
 
@@ -635,11 +643,17 @@ def _text(canvas, lines, origin, scale=0.5, colour=(20, 20, 20)):
         y += int(28 * scale + 8)
 
 
-def _same_picture(a: np.ndarray, b: np.ndarray) -> bool:
-    # The same photo given as source and donor: a cross-blend of a face with
-    # itself would be mislabelled as another identity.
+def _same_person(a: FaceCrop, b: FaceCrop) -> bool:
+    """Whether two faces may be one person: a cross-blend's donor must be another.
+
+    By their identity descriptors when both have one; otherwise only the
+    same picture is caught (grey thumbnails nearly equal).
+    """
+    if a.descriptor is not None and b.descriptor is not None:
+        distance = float(np.linalg.norm(a.descriptor - b.descriptor))
+        return distance < landmarks.SAME_PERSON_DISTANCE
     small = [cv2.resize(cv2.cvtColor(x, cv2.COLOR_RGB2GRAY), (64, 64), interpolation=cv2.INTER_AREA)
-             for x in (a, b)]
+             for x in (a.image, b.image)]
     return float(np.abs(small[0].astype(np.float32) - small[1]).mean()) < 8.0
 
 
@@ -650,7 +664,8 @@ def grid_image(face_list: Sequence[FaceCrop], donors: Sequence[FaceCrop] = (), *
 
     Row ``i`` uses face ``i % len(face_list)`` and seed ``seed + i``; rows
     alternate self-blend and cross-blend (self-blends only when no donor is
-    usable: a donor that is the same picture as the face is skipped), and
+    usable: a donor who is the same person as the face, by their identity
+    descriptors, or the same picture when they have none, is skipped), and
     the part cycles through ``options.parts``, two rows each. The noise label
     is drawn at full resolution by default, grey at 0, black at ``-sigma`` and white at
     ``+sigma`` (the label of a real face mostly lies within that range).
@@ -677,7 +692,7 @@ def grid_image(face_list: Sequence[FaceCrop], donors: Sequence[FaceCrop] = (), *
         _text(canvas, [name], (_LABEL_WIDTH + column * cell + 8, 22), scale=0.6)
     for row in range(rows):
         face = face_list[row % len(face_list)]
-        usable = [d for d in donors if not _same_picture(d.image, face.image)]
+        usable = [d for d in donors if not _same_person(d, face)]
         part = options.parts[(row // 2) % len(options.parts)]
         if row % 2 and usable:
             donor = usable[(row // 2) % len(usable)]
@@ -720,8 +735,9 @@ def write_grid(source, output_dir, *, rows: int = 8, seed: int = 0,
         rows, seed, sigma, cell, options: as for ``grid_image``.
         donors: photos (paths) of other people for the cross-blends; default
             the built-in portraits (scikit-image's astronaut and matplotlib's
-            Grace Hopper), of which one that is the source's picture is
-            skipped.
+            Grace Hopper). A donor who is the same person as a face of the
+            source (dlib's identity descriptors closer than
+            ``landmarks.SAME_PERSON_DISTANCE``) is not used for that face.
         max_frames: how many of a video's first frames to search.
 
     Returns:
@@ -747,13 +763,16 @@ def write_grid(source, output_dir, *, rows: int = 8, seed: int = 0,
         raise FileError(output_dir, "exists and is not a folder")
     if rows < 1:
         raise ValueError(f"rows must be >= 1, got {rows}")
-    face_list = face_crops(read_frames(source, max_frames), count=rows, path=source)
+    descriptor = landmarks.FaceDescriptor()
+    face_list = face_crops(read_frames(source, max_frames), count=rows, path=source,
+                           descriptor=descriptor)
     if donors is None:
-        donor_list = builtin_donors()
+        donor_list = list(builtin_donors())
     else:
         donor_list = []
         for donor in donors:
-            donor_list += face_crops(read_frames(donor, 1), count=1, path=donor)
+            donor_list += face_crops(read_frames(donor, 1), count=1, path=donor,
+                                     descriptor=descriptor)
             donor_list[-1] = dataclasses.replace(donor_list[-1],
                                                  caption=os.path.basename(os.fspath(donor)))
     canvas = grid_image(face_list, donor_list, rows=rows, seed=seed, sigma=sigma, cell=cell,
