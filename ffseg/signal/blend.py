@@ -689,7 +689,11 @@ def grid_image(face_list: Sequence[FaceCrop], donors: Sequence[FaceCrop] = (), *
     for column, name in enumerate(GRID_COLUMNS):
         if name == "noise label":
             name = f"noise label (+-{sigma:g})"
-        _text(canvas, [name], (_LABEL_WIDTH + column * cell + 8, 22), scale=0.6)
+        # Shrink the header's font until it fits its column.
+        scale = 0.6
+        while scale > 0.3 and cv2.getTextSize(name, _FONT, scale, 1)[0][0] > cell - 10:
+            scale -= 0.05
+        _text(canvas, [name], (_LABEL_WIDTH + column * cell + 6, 22), scale=scale)
     for row in range(rows):
         face = face_list[row % len(face_list)]
         usable = [d for d in donors if not _same_person(d, face)]
