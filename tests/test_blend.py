@@ -165,6 +165,13 @@ def test_bad_inputs_are_refused(crops):
         blend.self_blend(face.image, face.points, 0, part="nose")
     with pytest.raises(ValueError, match="donor"):
         blend.cross_blend(face.image, face.points, face.image[:, :, 0], face.points, 0)
+    with pytest.raises(ValueError, match="cover no pixel"):
+        blend.self_blend(face.image, face.points + 1000, 0)
+    # A thin part (all points nearly on a line) keeps a mask.
+    flat = face.points.copy()
+    flat[:, 1] = 150 + 0.01 * flat[:, 1]
+    for seed in range(5):
+        assert blend.part_mask(flat, "mouth", (299, 299), seed).max() > 0
     with pytest.raises(ValueError, match="blend_ratio"):
         blend.BlendOptions(blend_ratio=(0.0, 1.0))
     with pytest.raises(ValueError, match="parts"):

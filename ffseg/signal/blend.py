@@ -272,7 +272,11 @@ def part_mask(points, part: str, shape, seed: int, options: BlendOptions = Blend
         than ``s * (sqrt(2) * options.elastic + options.morph) + 3`` pixels
         inside them (the deformation moves a point by at most ``sqrt(2) * s *
         options.elastic``, the hull's rasterisation and the bilinear sampling
-        by less than 3 pixels together).
+        by less than 3 pixels together). Never all 0: a thin part that the
+        deformation or erosion would remove keeps its hull instead.
+
+    Raises:
+        ValueError: the part's hull covers no pixel of the image.
     """
     rng = np.random.default_rng(_check_seed(seed))
     return _part_mask(rng, _check_landmarks(points), part, shape, options)[0]
@@ -286,8 +290,10 @@ def _part_mask(rng, points, part, shape, options):
     hull = _hull_image(points, part, (height, width))
     mask = np.zeros((height, width), np.float32)
     ys, xs = np.nonzero(hull)
-    if ys.size == 0:  # the part lies wholly outside the image
-        return mask, (0, 0, 0, 0)
+    if ys.size == 0:
+        # A fake with nothing altered would be a mislabelled real face.
+        raise ValueError(f"the {part!r} part's landmarks cover no pixel of the "
+                         f"{width}x{height} image")
     # Work in a window around the hulls wide enough for every step, so the
     # cost scales with the part, not with the image.
     margin = int(np.ceil(np.sqrt(2) * elastic)) + max(radius, 0) + kernel // 2 + 2
@@ -308,10 +314,14 @@ def _part_mask(rng, points, part, shape, options):
     warped = cv2.remap(region, map_x, map_y, cv2.INTER_LINEAR,
                        borderMode=cv2.BORDER_CONSTANT, borderValue=0)
     region = (warped >= 0.5).astype(np.uint8)
+    if not region.any():  # a sliver of a hull, deformed away
+        region = hull[y0:y1, x0:x1]
     if radius != 0:
         element = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * abs(radius) + 1,) * 2)
         morph = cv2.dilate if radius > 0 else cv2.erode
-        region = morph(region, element, borderType=cv2.BORDER_CONSTANT, borderValue=0)
+        changed = morph(region, element, borderType=cv2.BORDER_CONSTANT, borderValue=0)
+        # Never erode a thin part away: the mask must keep some pixels.
+        region = changed if changed.any() else region
     region = region.astype(np.float32)
     if kernel > 1:
         region = cv2.GaussianBlur(region, (kernel, kernel), 0, borderType=cv2.BORDER_CONSTANT)
