@@ -156,8 +156,121 @@ def test_report_writes_json_markdown_and_pictures(tmp_path):
     assert data["video_level"]["eer"] == 0.0
     assert "grid" not in data and "roc" not in data
     text = open(paths["markdown"]).read()
-    assert "| frame level | 20 |" in text and "Table VI" in text and "0.1 | 0.2 | 0.7" in text
+    assert "| frame level | 20 (10:10) |" in text and "Table VI" in text
+    assert "0.1 | 0.2 | 0.7" in text
     roc = cv2.imread(paths["roc"])
     grid = cv2.imread(paths["grid"])
     assert roc is not None and roc.shape[0] > 100
-    assert grid.shape == (256, 384, 3)
+    # Three columns of faces side by side, two rows of them under a heading
+    # (the layout's own figures are tested in test_map_grid_*).
+    assert grid is not None and grid.shape[1] > 3 * 100 and grid.shape[0] > 2 * 100
+
+
+def test_detection_metrics_count_the_classes_and_balance_the_accuracy():
+    # 4 real : 1 fake; one real face scored fake.
+    metrics = evaluation.detection_metrics([0, 0, 0, 0, 1], [0.1, 0.2, 0.6, 0.3, 0.9])
+    assert (metrics["real_count"], metrics["fake_count"]) == (4, 1)
+    assert metrics["accuracy"] == pytest.approx(4 / 5)  # at the stored 4:1 ratio
+    assert metrics["real_recall"] == pytest.approx(3 / 4)
+    assert metrics["fake_recall"] == 1.0
+    assert metrics["balanced_accuracy"] == pytest.approx((3 / 4 + 1) / 2)
+    # Balanced accuracy does not move with the ratio: the same faces, real ones x3.
+    tripled = evaluation.detection_metrics(
+        [0] * 12 + [1], [0.1, 0.2, 0.6, 0.3] * 3 + [0.9]
+    )
+    assert tripled["balanced_accuracy"] == pytest.approx(metrics["balanced_accuracy"])
+    assert tripled["accuracy"] != pytest.approx(metrics["accuracy"])
+    assert np.isnan(evaluation.detection_metrics([1, 1], [0.2, 0.9])["balanced_accuracy"])
+
+
+def test_per_method_accuracy_with_real_faces_is_table_iii_test_set():
+    methods = np.array([0, 0, 1, 1, 2])
+    scores = np.array([0.1, 0.7, 0.9, 0.4, 0.8])
+    names = ["real", "Deepfakes", "Face2Face"]
+    acc = evaluation.per_method_accuracy(methods, scores, names)
+    # Real + Deepfakes: 0.1 right, 0.7 wrong, 0.9 right, 0.4 wrong.
+    assert acc["Deepfakes"]["with_real"]["accuracy"] == 0.5
+    assert acc["Deepfakes"]["with_real"]["count"] == 4
+    # Real + Face2Face: 0.1 right, 0.7 wrong, 0.8 right.
+    assert acc["Face2Face"]["with_real"]["accuracy"] == pytest.approx(2 / 3)
+    assert "with_real" not in acc["real"]
+
+
+def _hand_made_faces():
+    """Five 4x4 faces with known IoUs under the three definitions.
+
+    0 fake, mask rows 0-1 (8 px), prediction row 0 (4 px): IoU 4/8
+    1 fake, mask cols 0-1, prediction the same: IoU 1
+    2 real, nothing predicted: both empty
+    3 real, 2 px predicted: nothing shared, something claimed
+    4 fake whose mask is empty (lost in compression), 1 px predicted
+    """
+    masks = np.zeros((5, 4, 4), np.float32)
+    maps = np.zeros((5, 4, 4), np.float32)
+    masks[0, :2] = 1
+    maps[0, 0] = 0.9
+    masks[1, :, :2] = 1
+    maps[1, :, :2] = 0.8
+    maps[3, 3, :2] = 0.6
+    maps[4, 0, 0] = 0.7
+    return maps, masks, np.array([1, 1, 0, 0, 1])
+
+
+def test_three_iou_definitions_on_hand_made_masks():
+    maps, masks, labels = _hand_made_faces()
+    accumulator = evaluation.LocalizationAccumulator()
+    # In two batches: the figures are sums over faces, not per batch.
+    accumulator.update(maps[:3], masks[:3], labels[:3])
+    accumulator.update(maps[3:], masks[3:], labels[3:])
+    result = accumulator.result()
+    # (a) manipulated faces (fake with a mask) only: faces 0 and 1.
+    assert result["iou"] == pytest.approx((0.5 + 1.0) / 2)
+    assert result["manipulated_frames"] == 2
+    # (b) every face; both empty counts 1 (face 2), a claim on an empty mask 0 (3, 4).
+    assert result["iou_all_faces"] == pytest.approx((0.5 + 1 + 1 + 0 + 0) / 5)
+    assert result["faces"] == 5
+    # (c) pooled over all 80 pixels: TP 4 + 8, FP 2 + 1, FN 4, TN the rest.
+    tp, fp, fn = 12, 3, 4
+    tn = 80 - tp - fp - fn
+    assert result["iou_manipulated_class"] == pytest.approx(tp / (tp + fp + fn))
+    assert result["iou_pristine_class"] == pytest.approx(tn / (tn + fp + fn))
+    assert result["miou_two_class"] == pytest.approx((12 / 19 + 61 / 68) / 2)
+    assert result["false_positive_area"] == pytest.approx((0 + 2 / 16) / 2)
+
+
+def test_gamma_sweep_reports_the_three_definitions():
+    maps, masks, labels = _hand_made_faces()
+    binary = (maps >= 0.5).astype(np.float32)
+    zeros = np.zeros_like(binary)
+    accumulator = evaluation.LocalizationAccumulator()
+    accumulator.update(maps, masks, labels, semantic_maps=[zeros, zeros, binary])
+    result = accumulator.result()
+    sweep = {tuple(row["gammas"]): row for row in result["gamma_sweep"]}
+    # g3 >= 0.5: the fused map is the prediction itself.
+    for triple in [(0.0, 0.0, 1.0), (0.1, 0.2, 0.7), (0.2, 0.2, 0.6)]:
+        for key in ("iou", "iou_all_faces", "miou_two_class"):
+            assert sweep[triple][key] == pytest.approx(result[key]), (triple, key)
+    # g3 = 0.4 < 0.5: nothing predicted anywhere.
+    empty = sweep[(0.2, 0.4, 0.4)]
+    assert empty["iou"] == 0.0
+    assert empty["iou_all_faces"] == pytest.approx(3 / 5)  # faces 2, 3, 4: both empty
+    assert empty["iou_manipulated_class"] == 0.0
+    assert empty["miou_two_class"] == pytest.approx((0 + 64 / 80) / 2)
+
+
+def test_iou_definitions_differ_as_the_readme_says():
+    """On a split of perfect manipulated faces and clean pristine faces all
+    three are 1; a pristine face with a false alarm lowers (b) and (c) only."""
+    maps, masks, labels = _hand_made_faces()
+    perfect = masks[:3].copy()
+    accumulator = evaluation.LocalizationAccumulator()
+    accumulator.update(perfect, masks[:3], labels[:3])
+    assert {k: accumulator.result()[k] for k in ("iou", "iou_all_faces", "miou_two_class")} == {
+        "iou": 1.0,
+        "iou_all_faces": 1.0,
+        "miou_two_class": 1.0,
+    }
+    accumulator.update(maps[3:4], masks[3:4], labels[3:4])
+    result = accumulator.result()
+    assert result["iou"] == 1.0
+    assert result["iou_all_faces"] < 1.0 and result["miou_two_class"] < 1.0
