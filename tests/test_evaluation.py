@@ -274,3 +274,159 @@ def test_iou_definitions_differ_as_the_readme_says():
     result = accumulator.result()
     assert result["iou"] == 1.0
     assert result["iou_all_faces"] < 1.0 and result["miou_two_class"] < 1.0
+
+
+def _small_results():
+    from ffseg.evaluation import paper
+
+    maps, masks, labels = _hand_made_faces()
+    loc = evaluation.LocalizationAccumulator()
+    loc.update(maps, masks, labels, semantic_maps=[maps] * 3)
+    record = {"experiment": "ffpp_c40", "config": None, "source": None}
+    from ffseg import config as config_lib
+
+    record["config"] = config_lib.get_experiment("ffpp_c40").to_dict()
+    setting = paper.run_setting(record, "ffpp/c40/1.0.0", 2)
+    return {
+        "dataset": "ffpp/c40/1.0.0",
+        "split": "test",
+        "model": "/runs/c40/model.keras",
+        "threshold": 0.5,
+        "frame_level": evaluation.detection_metrics([0, 0, 0, 1], [0.1, 0.6, 0.2, 0.9]),
+        "video_level": evaluation.detection_metrics([0, 1], [0.3, 0.9]),
+        "per_method_accuracy": evaluation.per_method_accuracy(
+            [0, 0, 1, 4], [0.1, 0.6, 0.9, 0.3], ["real", *evaluation_methods()]
+        ),
+        "localization": loc.result(),
+        "training": record,
+        "paper": paper.for_results(setting),
+    }
+
+
+def evaluation_methods():
+    from ffseg.constants import METHODS
+
+    return list(METHODS)
+
+
+def test_report_prints_the_paper_figure_beside_ours():
+    from ffseg.evaluation import report
+
+    text = report.markdown(_small_results())
+    frame_row = next(line for line in text.splitlines() if line.startswith("| frame level"))
+    # Ours, then the paper's, with a numbered source note.
+    assert "| 4 (3:1) | 100.00 | 87.10 [1] | 75.00 | 84.84 [2] | 83.33 |" in frame_row
+    assert "[1] Table II, Ours, LQ (QP=40) AUC(%); Table VII" in text
+    assert "Table VIII, Xception + f3 + f2 + f1, AUC(%)" in text
+    assert "Xception baseline on the same data: AUC 84.38" in text
+    assert "experiment `ffpp_c40`" in text
+    assert "Table II, Table VI, Table VII, Table VIII, Fig. 4" in text
+    # The three IoU definitions, each labelled, with the paper's 0.8413 beside.
+    for label in ("(a) foreground IoU", "(b) mean over all faces", "(c) two-class mean IoU"):
+        row = next(line for line in text.splitlines() if line.startswith(f"| {label}"))
+        assert "0.8413" in row
+    sweep_row = next(line for line in text.splitlines() if line.startswith("| 0.0 | 0.0 | 1.0"))
+    assert sweep_row.endswith("| 0.8399 |")
+    assert "| gamma1 | gamma2 | gamma3 | (a) | (b) | (c) | paper [" in text
+    assert "Table VI, gamma sweep, IoU (LQ), one row per weighting" in text
+    # Table III's per-method detectors, marked as another protocol.
+    assert "| Deepfakes | 1 | 100.00 | 66.67 | 97.25" in text
+    assert "one detector per method" in text
+    assert "sigma 10.0" in text
+
+
+def test_report_without_a_paper_figure_says_so():
+    from ffseg.evaluation import paper, report
+
+    results = _small_results()
+    results["paper"] = paper.for_results(
+        paper.run_setting({"config": None}, "ffpp/sample/1.0.0", 2)
+    )
+    text = report.markdown(results)
+    assert "No figure of the paper applies" in text and "unknown:" in text
+    assert "| frame level | 4 (3:1) | 100.00 | – |" in text
+    del results["paper"]
+    assert "## Notes" not in report.markdown(results)
+
+
+def test_report_never_writes_over_an_earlier_evaluation(tmp_path):
+    from ffseg.evaluation import report
+
+    results = _small_results()
+    out = tmp_path / "eval"
+    paths = report.write(dict(results), str(out))
+    before = {path: open(path, "rb").read() for path in paths.values()}
+    with pytest.raises(report.ResultsExistError) as refused:
+        report.write(dict(results, dataset="other"), str(out))
+    message = str(refused.value)
+    assert message.startswith(f"{out}: already holds results.json, report.md")
+    assert "--output" in message and "\n" not in message
+    assert {path: open(path, "rb").read() for path in paths.values()} == before
+    # A single stray result file is enough to refuse; other files are not.
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("the user's")
+    report.check_output(str(tmp_path / "mine"))
+    (tmp_path / "mine" / "maps.png").write_bytes(b"the user's picture")
+    with pytest.raises(report.ResultsExistError, match="maps.png"):
+        report.write(dict(results), str(tmp_path / "mine"))
+    assert not (tmp_path / "mine" / "results.json").exists()
+    with pytest.raises(report.ResultsExistError, match="is a file"):
+        report.check_output(str(tmp_path / "mine" / "notes.txt"))
+    # Fresh names for the default folder.
+    assert report.fresh_folder(str(out)) == f"{out}-2"
+    (tmp_path / "eval-2").mkdir()
+    assert report.fresh_folder(str(out)) == f"{out}-3"
+    assert report.fresh_folder(str(tmp_path / "new")) == str(tmp_path / "new")
+
+
+def test_map_grid_has_headed_columns_labels_and_a_colour_bar():
+    from ffseg.evaluation import report
+
+    maps, masks, _ = _hand_made_faces()
+    face = np.full((8, 8, 3), 120, np.uint8)
+    grid = [
+        {"image": face, "mask": masks[0], "map": maps[0], "score": 0.98, "label": 1,
+         "method": "Deepfakes"},
+        {"image": face, "mask": None, "map": maps[3], "score": 0.61, "label": 0,
+         "method": None},
+    ]
+    figure = report.grid_figure(grid, 0.5, title="celeb_df/2.0.0, test split")
+    texts = [t.get_text() for t in figure.findobj(match=lambda a: hasattr(a, "get_text"))]
+    for heading in ("face", "true mask", "predicted map"):
+        assert heading in texts
+    assert "true: fake (Deepfakes), fake score 0.98" in texts
+    assert "true: real, fake score 0.61" in texts
+    assert any("no mask" in t for t in texts)
+    assert any(t.startswith("celeb_df/2.0.0, test split") for t in texts)
+    colour_bars = [axis for axis in figure.axes if "manipulation" in axis.get_ylabel()]
+    assert len(colour_bars) == 1
+    assert colour_bars[0].get_ylim() == (0.0, 1.0)
+    # The wrong verdict (a real face scored 0.61) is marked in red.
+    import matplotlib.colors
+    import matplotlib.pyplot as plt
+
+    colours = {
+        t.get_text(): matplotlib.colors.to_hex(t.get_color())
+        for t in figure.findobj(match=lambda a: hasattr(a, "get_color") and hasattr(a, "get_text"))
+    }
+    assert colours["true: fake (Deepfakes), fake score 0.98"] == "#000000"
+    assert colours["true: real, fake score 0.61"] == matplotlib.colors.to_hex("firebrick")
+
+    plt.close(figure)
+
+
+def test_roc_names_the_dataset_and_each_curves_auc():
+    from ffseg.evaluation import report
+
+    figure = report.roc_figure(
+        {"frame": (np.array([0, 0.2, 1]), np.array([0, 0.8, 1]))},
+        title="ROC: ffpp/c23/1.0.0, test split",
+        aucs={"frame": 0.8},
+    )
+    axes = figure.axes[0]
+    assert axes.get_title() == "ROC: ffpp/c23/1.0.0, test split"
+    legend = [t.get_text() for t in axes.get_legend().get_texts()]
+    assert legend == ["frame level (AUC 0.8000)", "chance (AUC 0.5)"]
+    import matplotlib.pyplot as plt
+
+    plt.close(figure)

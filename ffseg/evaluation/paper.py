@@ -254,7 +254,7 @@ def compare(setting: dict, figures_data: dict | None = None) -> dict:
                             cell["all_methods_metric"],
                             entry,
                             cell,
-                            "the paper trains one detector per method (real + that method) "
+                            "The paper trains one detector per method (real + that method) "
                             "and tests it on the same; this model was trained on all methods",
                         )
     return out

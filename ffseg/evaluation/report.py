@@ -86,25 +86,28 @@ class _Paper:
         self.figures = paper.get("figures", {})
         self.notes = []
 
-    def value(self, key: str, group: str = "paper") -> str:
+    def value(self, key: str, group: str = "paper", mark: bool = True) -> str:
+        """The paper's figure for `key`, with its note's number (unless `mark` is False)."""
         from ffseg.evaluation.paper import paper_value
 
         figure = self.figures.get(group, {}).get(key)
         if figure is None:
             return "–"
-        number = len(self.notes) + 1
-        text = "; ".join(figure["sources"])
+        if not mark:
+            return paper_value(figure)
+        return f"{paper_value(figure)} [{self.note(key, group)}]"
+
+    def note(self, key: str, group: str = "paper", sources=None) -> int:
+        """The number of the note that gives the figure's sources (added if new)."""
+        figure = self.figures[group][key]
+        text = "; ".join(sources or figure["sources"])
         if figure.get("notes"):
             text += ". " + " ".join(figure["notes"])
         if figure.get("other_values"):
             text += f". Another table prints {figure['other_values']} for the same run."
-        for index, note in enumerate(self.notes, start=1):
-            if note == text:
-                number = index
-                break
-        else:
+        if text not in self.notes:
             self.notes.append(text)
-        return f"{paper_value(figure)} [{number}]"
+        return self.notes.index(text) + 1
 
     def has(self, prefix: str, group: str = "paper") -> bool:
         return any(key.startswith(prefix) for key in self.figures.get(group, {}))
@@ -305,20 +308,30 @@ def _localization_lines(loc: dict, paper: _Paper) -> list:
         f"{loc['manipulated_frames']} manipulated and {loc['real_frames']} real faces.",
     ]
     if "gamma_sweep" in loc:
+        keys = [
+            "localization.gamma_sweep[{:.1f},{:.1f},{:.1f}]".format(*row["gammas"])
+            for row in loc["gamma_sweep"]
+        ]
+        column = "paper"
+        found = [key for key in keys if key in paper.figures.get("paper", {})]
+        if found:
+            # One note for the column: the table and its column, not each cell.
+            source = paper.figures["paper"][found[0]]["sources"][0].rsplit(",", 1)[0]
+            number = paper.note(found[0], sources=[f"{source}, one row per weighting"])
+            column = f"paper [{number}]"
         lines += [
             "",
             "Table VI: the fused map M = g1*M1 + g2*M2 + g3*M3 for each weighting.",
             "",
-            "| gamma1 | gamma2 | gamma3 | (a) | (b) | (c) | paper |",
+            f"| gamma1 | gamma2 | gamma3 | (a) | (b) | (c) | {column} |",
             "|---|---|---|---|---|---|---|",
         ]
-        for row in loc["gamma_sweep"]:
+        for row, key in zip(loc["gamma_sweep"], keys):
             g1, g2, g3 = row["gammas"]
-            key = f"localization.gamma_sweep[{g1:.1f},{g2:.1f},{g3:.1f}]"
             lines.append(
                 f"| {g1:.1f} | {g2:.1f} | {g3:.1f} | {_fmt(row['iou'])} "
                 f"| {_fmt(row.get('iou_all_faces'))} | {_fmt(row.get('miou_two_class'))} "
-                f"| {paper.value(key)} |"
+                f"| {paper.value(key, mark=False)} |"
             )
     return lines
 
