@@ -398,7 +398,7 @@ def test_map_grid_has_headed_columns_labels_and_a_colour_bar():
     assert "true: real, fake score 0.61" in texts
     assert any("no mask" in t for t in texts)
     assert any(t.startswith("celeb_df/2.0.0, test split") for t in texts)
-    colour_bars = [axis for axis in figure.axes if "manipulation" in axis.get_ylabel()]
+    colour_bars = [axis for axis in figure.axes if "pristine .. 1 manipulated" in axis.get_ylabel()]
     assert len(colour_bars) == 1
     assert colour_bars[0].get_ylim() == (0.0, 1.0)
     # The wrong verdict (a real face scored 0.61) is marked in red.

@@ -415,10 +415,16 @@ def grid_figure(grid: list, threshold: float = 0.5, title: str | None = None):
     in red marks a face the model gets wrong at `threshold`.
     """
     plt = _pyplot()
+    from mpl_toolkits.axes_grid1.inset_locator import inset_axes
+
     rows = len(grid)
+    # Inches: 2 a row, and a fixed 1.2 on top for the title and the headings
+    # (a fraction of the height would grow with the rows).
+    height = 2.0 * rows + 1.3
     figure, axes = plt.subplots(
-        rows, 3, figsize=(6.6, 2.0 * rows + 0.6), dpi=100, squeeze=False,
-        gridspec_kw={"wspace": 0.05, "hspace": 0.35},
+        rows, 3, figsize=(6.6, height), dpi=100, squeeze=False,
+        gridspec_kw={"wspace": 0.05, "hspace": 0.35, "top": 1 - 1.2 / height,
+                     "bottom": 0.1 / height},
     )
     image = None
     for row, item in enumerate(grid):
@@ -451,13 +457,20 @@ def grid_figure(grid: list, threshold: float = 0.5, title: str | None = None):
         axis.annotate(heading, (0.5, 1.0), xytext=(0, 18), textcoords="offset points",
                       xycoords="axes fraction", ha="center", va="bottom", fontsize=10,
                       fontweight="bold")
-    bar = figure.colorbar(image, ax=axes[:, 1:].ravel().tolist(), fraction=0.04, pad=0.02)
-    bar.set_label("manipulation: 0 pristine .. 1 manipulated", fontsize=8)
+    # Beside the first predicted map, as tall as it, so it reads with the headings.
+    bar_axes = inset_axes(
+        axes[0, 2], width="7%", height="100%", loc="lower left",
+        bbox_to_anchor=(1.06, 0, 1, 1), bbox_transform=axes[0, 2].transAxes, borderpad=0,
+    )
+    bar = figure.colorbar(image, cax=bar_axes)
+    bar.set_label("0 pristine .. 1 manipulated", fontsize=7)
     bar.ax.tick_params(labelsize=7)
     figure.suptitle(
         (f"{title}\n" if title else "")
         + f"fake score: probability of manipulation; red: wrong at threshold {threshold:g}",
         fontsize=9,
+        y=1 - 0.1 / height,
+        va="top",
     )
     return figure
 
