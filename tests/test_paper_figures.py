@@ -179,6 +179,9 @@ def test_training_record_is_read_from_what_training_leaves(tmp_path):
     (run / "export" / "ffseg.json").write_text(json.dumps({"experiment": "ffpp_c40"}))
     record = paper.training_record(str(run / "export") + "/")
     assert record["experiment"] == "ffpp_c40" and record["config"] == config
+    # The run folder itself (evaluate serves its export/).
+    record = paper.training_record(str(run))
+    assert record["experiment"] == "ffpp_c40" and record["config"] == config
     # A config in the export's metadata wins (an export copied elsewhere).
     c23 = json.loads(config_lib.get_experiment("ffpp_c23").to_json())
     (run / "export" / "ffseg.json").write_text(json.dumps({"experiment": "x", "config": c23}))

@@ -15,6 +15,8 @@ training left beside it:
 - an exported SavedModel folder: the `config` (resolved config) and
   `experiment` (experiment name) keys of its `ffseg.json` metadata, else the
   `config.json` of the run folder that holds the export (`<model_dir>/export`);
+- a run folder (`<model_dir>`, whose `export/` is served): the same, from
+  `<model_dir>/export/ffseg.json` and `<model_dir>/config.json`;
 - else an experiment name given by the caller (`--experiment`), resolved
   with `ffseg.config.get_experiment`.
 
@@ -80,14 +82,18 @@ def training_record(model_path: str, experiment: str | None = None) -> dict:
     """
     path = os.path.abspath(os.fspath(model_path)).rstrip(os.sep)
     config, name, source = None, None, None
+    # The run folder: the .keras file's or the export's parent; a model_dir
+    # given itself (evaluate takes one and serves its export/).
+    run_dir = os.path.dirname(path)
     if os.path.isdir(path):
-        info = _read_json(os.path.join(path, "ffseg.json")) or {}
+        export = path
+        if os.path.exists(os.path.join(path, "export", "ffseg.json")):
+            export, run_dir = os.path.join(path, "export"), path
+        info = _read_json(os.path.join(export, "ffseg.json")) or {}
         name = info.get("experiment")
         if isinstance(info.get("config"), dict):
-            config, source = info["config"], os.path.join(path, "ffseg.json")
-        candidates = [os.path.join(os.path.dirname(path), "config.json")]
-    else:
-        candidates = [os.path.join(os.path.dirname(path), "config.json")]
+            config, source = info["config"], os.path.join(export, "ffseg.json")
+    candidates = [os.path.join(run_dir, "config.json")]
     for candidate in candidates:
         if config is None:
             stored = _read_json(candidate)
