@@ -45,22 +45,52 @@ def evaluate_split(
     threshold: float = 0.5,
     grid_faces: int = 8,
     progress: bool = True,
+    trained_methods=None,
 ) -> dict:
     """Scores every face of `split` and returns every figure of the paper.
 
+    Detection figures are frame level (paper Sec. IV-B.2) and video level
+    (each video's mean frame score); localization follows Eq. 7 in three
+    definitions (`ffseg.evaluation.figures.LocalizationAccumulator`).
+
     Args:
-        predictor: from `ffseg.predictors.load_predictor`.
+        predictor: from `ffseg.inference.predictors.load_predictor`.
         builder: a prepared TFDS builder (`ffpp/...` or `celeb_df/...`).
         split: e.g. "test".
+        batch_size: faces per predictor call.
         max_examples: evaluate only the first examples (None: all).
+        threshold: a fake score at or above it counts as "fake" (ACC) and a
+            map pixel at or above it as manipulated (IoU).
         grid_faces: how many real and how many fake faces to keep for the
             picture grid (with their true and predicted maps).
+        progress: print a self-overwriting progress line on stderr.
+        trained_methods: the FF++ methods the model was trained on, when a
+            subset (paper Tables III and IV train on real + one method and
+            test on the same faces): adds `trained_methods`, the detection
+            figures over real faces and those methods' faces only.
 
-    Returns a dict with `frame_level`, `video_level`, `per_method_accuracy`
-    (if the dataset has methods), `five_class` (5-class models),
-    `localization` (if the dataset has masks), plus `roc` points, the
-    `grid` arrays and per-face `scores` for the report (written beside the
-    JSON, not into it).
+    Returns a dict with `frame_level`, `video_level` (each with the real and
+    fake counts, ACC at the stored ratio and balanced accuracy),
+    `per_method_accuracy` (if the dataset has methods), `five_class`
+    (5-class models), `localization` (if the dataset has masks),
+    `trained_methods` (see above), plus `roc` points, the `grid` arrays and
+    per-face `scores` for the report (written beside the JSON, not into it).
+
+    Example:
+
+    ```python
+    from ffseg.data.pipeline import ensure_built
+    from ffseg.evaluation import report, runner
+    from ffseg.inference.predictors import load_predictor
+
+    results = runner.evaluate_split(
+        load_predictor("runs/sample/model.keras"),
+        ensure_built("ffpp/sample"),
+        "test",
+    )
+    print(results["frame_level"]["auc"], results["localization"]["iou"])
+    report.write(results, "runs/sample/eval_ffpp_sample_test")
+    ```
     """
     import tensorflow_datasets as tfds
 
@@ -106,6 +136,7 @@ def evaluate_split(
                         "map": out["localization_map"][i],
                         "score": float(out["score"][i]),
                         "label": int(label),
+                        "method": method_names[int(batch["method"][i])] if has_method else None,
                     }
                 )
         done += len(batch_labels)
@@ -119,6 +150,7 @@ def evaluate_split(
     results = {
         "dataset": builder.info.full_name,
         "split": split,
+        "num_classes": int(probabilities.shape[-1]),
         "frame_level": detection_metrics(labels, scores, threshold),
     }
     ids, video_labels, video_scores = video_level(videos, labels, scores)
@@ -130,9 +162,26 @@ def evaluate_split(
         )
         if probabilities.shape[-1] == len(method_names) > 2:
             results["five_class"] = per_class_recall(methods, probabilities, method_names)
+        if trained_methods and set(trained_methods) != set(method_names[1:]):
+            unknown = sorted(set(trained_methods) - set(method_names[1:]))
+            if unknown:
+                raise ValueError(
+                    f"trained_methods {unknown} are not methods of {builder.info.full_name} "
+                    f"({', '.join(method_names[1:])})"
+                )
+            chosen = np.isin(methods, [0] + [method_names.index(m) for m in trained_methods])
+            _, subset_labels, subset_scores = video_level(
+                [v for v, keep in zip(videos, chosen) if keep], labels[chosen], scores[chosen]
+            )
+            results["trained_methods"] = {
+                "methods": list(trained_methods),
+                "frame_level": detection_metrics(labels[chosen], scores[chosen], threshold),
+                "video_level": detection_metrics(subset_labels, subset_scores, threshold),
+            }
     if localization is not None:
         results["localization"] = localization.result()
     results["roc"] = _roc_points(labels, scores, video_labels, video_scores)
+    results["threshold"] = threshold
     results["scores"] = {
         "video": videos,
         "frame": frames,
