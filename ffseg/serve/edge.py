@@ -327,14 +327,17 @@ class EdgeModel:
             self._session = onnxruntime.InferenceSession(
                 self.path, options, providers=["CPUExecutionProvider"])
         else:
-            import tensorflow as tf
+            try:  # LiteRT, the interpreter an edge device runs
+                from ai_edge_litert.interpreter import Interpreter
+            except ImportError:  # TensorFlow's own copy (deprecated in its favour)
+                import tensorflow as tf
 
-            self._interpreter = tf.lite.Interpreter(model_path=self.path,
-                                                    num_threads=threads or None)
+                Interpreter = tf.lite.Interpreter
+            self._interpreter = Interpreter(model_path=self.path, num_threads=threads or None)
             self._runner = self._interpreter.get_signature_runner()
 
     def predict(self, crops, batch_size: int = 32) -> dict:
-        """uint8 crops [N, 299, 299, 3] -> ``{"score", "localization_map", "class_probabilities"}``."""
+        """uint8 crops [N, 299, 299, 3] -> ``{"score", "localization_map", ...}``."""
         crops = np.asarray(crops)
         size = self.crop_size
         if crops.dtype != np.uint8 or crops.ndim != 4 or crops.shape[1:] != (size, size, 3):
