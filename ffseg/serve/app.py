@@ -384,7 +384,8 @@ async def _receive(request, upload: _Upload, limit: int) -> None:
                               "named 'file'")
     length = request.headers.get("content-length")
     if length and length.isdigit() and int(length) > limit + _OVERHEAD:
-        raise ServeError(413, f"upload too large: {int(length)} bytes, the limit is {limit}")
+        raise ServeError(413, f"{upload.name}: upload too large: {int(length)} bytes, the "
+                              f"limit is {limit}")
 
     part_path = os.path.join(upload.folder, "upload.part")
     state = {"headers": {}, "field": b"", "value": b"", "file": None, "found": False,
@@ -431,7 +432,8 @@ async def _receive(request, upload: _Upload, limit: int) -> None:
         async for chunk in request.stream():
             received += len(chunk)
             if received > limit + _OVERHEAD:
-                raise ServeError(413, f"upload too large: more than {limit} bytes, the limit")
+                raise ServeError(413, f"{upload.name}: upload too large: more than {limit} "
+                                      f"bytes, the limit")
             try:
                 parser.write(chunk)
             except ServeError:
