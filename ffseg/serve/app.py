@@ -517,14 +517,15 @@ def _score(scorer: _Scorer, store: _OverlayStore, card: dict, upload: _Upload,
             emit({"event": "progress", "done": done if total is None else min(done, total),
                   "total": total})
 
-    messages: list[str] = []
-    with detect.capture_native_stderr(messages):
-        result = detect.detect_file(
-            upload.path, scorer.predictor, _progress_detector(on_frame),
-            output_dir=os.path.join(upload.folder, "out"), name="result",
-            num_frames=options.num_frames, threshold=options.threshold,
-            batch_size=options.batch_size,
-        )
+    # (Native decoders' complaints are quieted once for the whole server by
+    # ``ffseg serve``; capturing fd 2 here would hide the server's own log
+    # for as long as a video is scored.)
+    result = detect.detect_file(
+        upload.path, scorer.predictor, _progress_detector(on_frame),
+        output_dir=os.path.join(upload.folder, "out"), name="result",
+        num_frames=options.num_frames, threshold=options.threshold,
+        batch_size=options.batch_size,
+    )
     scorer.served += 1
     # The document ``ffseg detect`` writes, with the server's paths replaced:
     # the client's file name for the input, a URL for the overlay.

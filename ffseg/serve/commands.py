@@ -145,8 +145,16 @@ def _run_serve(args) -> int:
         sock = _listen(args.host, args.port)
     except OSError as error:
         return fail(f"cannot listen on {args.host}:{args.port} ({error.strerror or error})")
+    # FFmpeg (through OpenCV) and libjpeg write their complaints about bad
+    # uploads straight to stderr; the client gets the reason, the console
+    # need not. FFmpeg reads this when OpenCV first opens a video.
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
+        import cv2
         import uvicorn
+
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
 
         from ffseg.inference.detect import capture_native_stderr
         from ffseg.serve.app import ServeOptions, create_app
