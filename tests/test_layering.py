@@ -29,7 +29,8 @@ LAYERS = {
     "ffseg.inference": 4,
     "ffseg.evaluation": 5,
     "ffseg.training": 6,
-    "ffseg.cli": 7,
+    "ffseg.serve": 7,
+    "ffseg.cli": 8,
 }
 
 
