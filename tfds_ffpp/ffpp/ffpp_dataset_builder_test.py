@@ -397,7 +397,10 @@ def test_beam_build_writes_the_same_dataset_and_report(built, tmp_path):
     builder = _build(tmp_path / "data", DUMMY_DATA, beam_options=options)
     report = json.loads((builder.data_path / ffpp_dataset_builder.REPORT_FILENAME).read_text())
     assert report["runner"] == "beam"
-    for key in ("counts", "examples", "skipped_videos", "skipped_frames", "flagged_frames"):
+    for key in (
+        "counts", "examples", "skipped_videos", "skipped_frames", "flagged_frames",
+        "frames", "methods", "methods_absent", "methods_unknown",
+    ):
         assert report[key] == python_report[key], key
     for split, expected in python_examples.items():
         got = {
@@ -427,6 +430,10 @@ def test_tfds_cli_with_two_beam_worker_processes(tmp_path):
     assert report["runner"] == "beam"
     assert report["examples"] == DUMMY_SPLITS
     assert report["counts"] == {"skipped_videos": 5, "skipped_frames": 2, "flagged_frames": 1}
+    # Worker processes' example tallies reach the report too.
+    assert report["frames"]["train"]["real"]["achieved"] == 6
+    assert report["frames"]["train"]["fake"]["achieved"] == 19
+    assert report["methods"] == list(ffpp_dataset_builder.METHODS)
 
 
 @pytest.mark.slow
