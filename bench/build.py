@@ -1,4 +1,4 @@
-"""Benchmark: building `ffpp/sample` with one and two Apache Beam workers.
+"""Benchmark: building the `ffpp` sample (config `sample_photos`) with one and two Beam workers.
 
 Run by hand from the repository root (2 CPU cores: expect a few minutes; the
 CPU seconds and the load average printed beside each rate show how much other

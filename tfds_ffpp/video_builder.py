@@ -14,9 +14,10 @@ was. This base does the part they share, with TFDS' public hooks only:
   `_videos_by_split`); `_generate_examples` hands every video to one
   module-level function, through `beam.Create | beam.FlatMap` when Beam was
   asked for and through a plain generator otherwise: one per-video code path.
-  TFDS decides between its Beam and its local writer by what
-  `_generate_examples` returns, and gives a builder no public way to see the
-  Beam options, hence the choice made in `download_and_prepare`.
+  TFDS (4.9.10) decides between its Beam and its local writer by what
+  `_generate_examples` returns, and gives a builder no other public way to
+  see the Beam options than `download_and_prepare`'s `DownloadConfig`, hence
+  the choice made there. No private TFDS method is overridden.
 * Workers report skipped and flagged input through Beam metrics counters,
   read back in `_process_pipeline_result` (TFDS' hook for exactly that).
 * The report is written by the dataset's metadata object

@@ -444,6 +444,8 @@ def test_sample_config_builds_without_manual_dir(tmp_path):
         assert labels == {0, 1}, f"{split} lacks real or fake examples"
     report = json.loads((builder.data_path / ffpp_dataset_builder.REPORT_FILENAME).read_text())
     assert report["counts"]["skipped_videos"] == 0
+    assert builder.info.metadata["methods"] == list(ffpp_dataset_builder.METHODS)
+    assert builder.info.metadata["methods_absent"] == []
     # The generated tree sits in the download folder, reused by a rebuild.
     assert (tmp_path / "data" / "downloads" / "ffpp_sample" / "sample.json").exists()
 
