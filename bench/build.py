@@ -1,4 +1,4 @@
-"""Benchmark: building `ffpp/sample` with one and two Apache Beam workers.
+"""Benchmark: building the `ffpp` sample (config `sample_photos`) with one and two Beam workers.
 
 Run by hand from the repository root (2 CPU cores: expect a few minutes; the
 CPU seconds and the load average printed beside each rate show how much other
@@ -6,8 +6,9 @@ work shared the cores):
 
     .venv/bin/python bench/build.py [--runs python,1,2] [--num_frames N] [--keep DIR]
 
-It generates the sample FF++ tree once (timed on its own), then builds the
-`sample` config of `tfds_ffpp/ffpp` into fresh temporary data folders:
+It generates the sample FF++ tree once (timed on its own), then builds it
+with the `sample_photos` config of `tfds_ffpp/ffpp` (the `sample` protocol
+over a tree given as --manual_dir) into fresh temporary data folders:
 plain Python generation, and Beam's FnApiRunner in multi-processing mode
 with `direct_num_workers` 1 and 2, and prints examples per second of each
 and the 2-vs-1 worker ratio. Then, from the tfrecord shards of the last build:
@@ -80,7 +81,7 @@ class _WorkerWatch:
 
 
 def build(data_dir, manual_dir, workers, frames):
-    """Builds ffpp/sample; returns (seconds, cpu_seconds, examples, builder)."""
+    """Builds ffpp/sample_photos; returns (seconds, cpu_seconds, examples, builder)."""
     import tensorflow_datasets as tfds
 
     from tfds_ffpp.ffpp import ffpp_dataset_builder
@@ -96,17 +97,16 @@ def build(data_dir, manual_dir, workers, frames):
                 "--direct_running_mode=multi_processing",
             ]
         )
-    config = "sample"
+    config = "sample_photos"
     if frames is not None:
-        # The sample config with more frames per video: more work per Beam
+        # The sample protocol with more frames per video: more work per Beam
         # element, the same start-up cost per worker.
         config = ffpp_dataset_builder.FfppConfig(
-            name=f"sample_{frames}_frames",
-            description=f"sample, {frames} frames per video",
+            name=f"sample_photos_{frames}_frames",
+            description=f"sample tree, {frames} frames per video",
             quality="c23",
             sigma=5.0,
             frames_per_video={"train": frames, "validation": frames, "test": frames},
-            sample=True,
         )
     builder = ffpp_dataset_builder.Builder(data_dir=str(data_dir), config=config)
     start, cpu_start = time.perf_counter(), _cpu_seconds()

@@ -309,9 +309,10 @@ source): real videos made from face photos with small camera motion, x264 at
 QP 23 (c23) and 40 (c40), manipulated videos imitating the four FF++ methods
 with their exact mask videos, and split files. Built-in photos come from
 scikit-image and matplotlib; --photos adds a folder of your own (one frontal
-face each). Build it with:
+face each). OUTPUT must be new or empty. Build it into its own dataset,
+`ffpp/sample_photos`, with:
 
-  tfds build tfds_ffpp/ffpp --config=sample --manual_dir=OUTPUT
+  tfds build tfds_ffpp/ffpp --config=sample_photos --manual_dir=OUTPUT
 """
 
 
@@ -330,13 +331,14 @@ def _add_sample(subparsers) -> None:
 
 
 def _run_sample(args) -> int:
+    from ffseg.errors import FileError
     from ffseg.signal.sample import make_sample_ffpp
 
     try:
         root = make_sample_ffpp(
             args.output, photos=args.photos, num_frames=args.frames, seed=args.seed
         )
-    except (OSError, ValueError) as error:
+    except (FileError, OSError, ValueError) as error:
         print(f"ffseg sample: {error}", file=sys.stderr)
         return EXIT_USAGE
     print(root)

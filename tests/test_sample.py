@@ -1,9 +1,10 @@
 """Tests of ffseg.sample: the generated FaceForensics++-layout tree.
 
-The tree must look like FF++ to the builder (FFPP.md layout, split rule) and
+The tree must look like FF++ to the builder (FF++'s folder layout and split rule) and
 its masks must mark exactly the manipulated pixels, as FF++'s masks do.
 """
 
+import hashlib
 import json
 
 import cv2
@@ -162,6 +163,36 @@ def test_user_photos_join_and_faceless_photos_are_left_out(tmp_path, caplog):
     assert "wall.png" in caplog.text
 
 
+def test_every_method_has_one_renderer_in_ffpp_order():
+    assert tuple(sample._RENDERERS) == sample.METHODS
+    with pytest.raises(ValueError, match="unknown method 'FaceShifter'"):
+        sample.render_sample("FaceShifter", None, None, num_frames=2)
+
+
+def test_a_folder_that_holds_anything_is_never_written_over(tmp_path):
+    from ffseg.errors import FileError
+
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(FileError, match=f"{tmp_path}: already exists and is not empty"):
+        sample.make_sample_ffpp(tmp_path, **SMALL)
+    assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+def test_photo_folders_without_a_usable_face_photo_are_refused(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "readme.txt").write_text("no photos here")
+    with pytest.raises(ValueError, match=f"{empty}: holds no photo"):
+        sample.make_sample_ffpp(tmp_path / "a", photos=empty, **SMALL)
+    walls = tmp_path / "walls"
+    walls.mkdir()
+    cv2.imwrite(str(walls / "wall.png"), np.full((200, 200, 3), 90, np.uint8))
+    with pytest.raises(ValueError, match=f"none of the 1 photos in {walls} shows a face"):
+        sample.make_sample_ffpp(tmp_path / "b", photos=walls, **SMALL)
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
 def test_bad_arguments_are_refused(tmp_path):
     with pytest.raises(ValueError, match="unknown methods"):
         sample.make_sample_ffpp(tmp_path, methods=("FaceShifter",))
@@ -189,5 +220,16 @@ def test_cli_writes_a_tree_with_user_photos_and_refuses_a_bad_folder(tmp_path, c
     assert sorted(
         p.name for p in (out / "original_sequences" / "youtube" / "c23" / "videos").iterdir()
     )
+    # The photo is in the tree, and its content is recorded for the builder.
+    provenance = json.loads((out / "sample.json").read_text())
+    photo = str(photos / "mirrored.png")
+    assert any(origin.startswith(photo) for origin in provenance["identities"].values())
+    digest = hashlib.sha256((photos / "mirrored.png").read_bytes()).hexdigest()
+    assert provenance["photos"] == {photo: digest}
     assert cli.main(["sample", str(tmp_path / "other"), "--photos", str(tmp_path / "missing")]) == 2
     assert "ffseg sample:" in capsys.readouterr().err
+    # A second run into the same folder is refused, naming it; the tree is untouched.
+    before = {p: p.stat().st_mtime_ns for p in out.rglob("*")}
+    assert cli.main(["sample", str(out), "--frames", "2"]) == 2
+    assert f"ffseg sample: {out}: already exists and is not empty" in capsys.readouterr().err
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*")} == before

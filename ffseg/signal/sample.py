@@ -2,8 +2,7 @@
 
 FaceForensics++ (Rossler et al., ICCV 2019) is behind a request form, so the
 project ships a generator that writes a few short videos in exactly its
-layout (see `/work/shared/FFPP.md` and the builder's
-`MANUAL_DOWNLOAD_INSTRUCTIONS`):
+layout (the builder's `MANUAL_DOWNLOAD_INSTRUCTIONS` spell it out):
 
 ```
 original_sequences/youtube/{c23,c40}/videos/NNN.mp4
@@ -16,8 +15,10 @@ Real videos are real face photos (scikit-image's astronaut, matplotlib's
 Grace Hopper, optionally a folder of the user's photos, each in a few
 variants: flipped, zoomed, colour-shifted) filmed by a slowly moving virtual
 camera. The four manipulations imitate what FF++'s methods change, and the
-masks mark it as FF++'s masks do (FFPP.md "Masks"; the training data of Kong
-et al., "Detect and Locate", TIFS 2022):
+masks mark it as FF++'s masks do (FF++ ships the face region for FaceSwap and
+Face2Face, the whole Poisson-editing rectangle for Deepfakes, and a tracker
+region around the mouth for NeuralTextures; the training data of Kong et al.,
+"Detect and Locate", TIFS 2022):
 
 * Deepfakes: the source face through a low-resolution bottleneck (the blur of
   a 64 px autoencoder), pasted into a feathered *rectangle*, like the
@@ -48,6 +49,7 @@ import cv2
 import numpy as np
 
 from ffseg.constants import METHODS
+from ffseg.errors import FileError
 
 __all__ = ["METHODS", "SPLIT_NAMES", "make_sample_ffpp", "render_real_frame", "render_sample"]
 
@@ -101,11 +103,14 @@ def make_sample_ffpp(
     """Writes a small FF++-layout tree of real and manipulated videos.
 
     Args:
-        root: folder to write into (created if missing); it is what the TFDS
-            builder takes as `manual_dir`.
+        root: folder to write into: created if missing, refused if it holds
+            anything (nothing a user has is ever written over). It is what the
+            TFDS builder takes as `manual_dir` (config `sample_photos`).
         photos: optional folder (or list of files) of extra face photos. Each
             must show one frontal face that dlib finds; photos without one are
-            logged and left out.
+            logged and left out, and at least one must have one. Their
+            SHA-256 is recorded in `sample.json`, so a dataset built from the
+            tree can tell when the photos changed.
         seed: seed of every random choice (camera motion, expression
             drive, per-frame jitter of pasted faces).
         num_frames: frames per video.
@@ -114,7 +119,7 @@ def make_sample_ffpp(
         frame_size: (width, height) of the frames.
         fps: frame rate written into the videos.
         face_side: side of the face in the frames, in pixels. dlib's detector
-            at upsample 0 needs about 80 (FFPP.md); the 1.3x crop box must fit
+            at upsample 0 needs about 80 to find a face reliably; the 1.3x crop box must fit
             in the frame.
         qualities: which compressed releases to write ("c23", "c40").
         methods: which FF++ methods to imitate.
@@ -123,8 +128,23 @@ def make_sample_ffpp(
         `root` as a `pathlib.Path`.
 
     Raises:
-        ValueError: on unknown methods or qualities, fewer than 2 frames, or
-            too few usable photos.
+        FileError: if `root` exists and is not empty.
+        ValueError: on unknown methods or qualities, fewer than 2 frames, a
+            photo folder without an image, or too few usable photos.
+
+    Example:
+
+    ```python
+    import tempfile
+    from ffseg.signal import sample
+
+    root = sample.make_sample_ffpp(
+        tempfile.mkdtemp() + "/tree", num_frames=2, frame_size=(320, 240), face_side=110,
+        pairs_per_split=(1, 1, 1),
+    )
+    print(sorted(p.name for p in root.iterdir()))
+    # ['manipulated_sequences', 'original_sequences', 'sample.json', 'splits']
+    ```
     """
     from ffseg.signal import video as video_lib
 
@@ -140,6 +160,10 @@ def make_sample_ffpp(
         raise ValueError(f"pairs_per_split needs 3 positive counts, got {pairs_per_split}")
 
     root = pathlib.Path(root)
+    if root.exists() and (not root.is_dir() or any(root.iterdir())):
+        raise FileError(
+            root, "already exists and is not empty; choose a new folder for the sample tree"
+        )
     rng = np.random.default_rng(seed)
     num_identities = 2 * sum(pairs_per_split)
     if not 80 <= face_side * 1.3 <= min(frame_size) - 20:
@@ -147,7 +171,9 @@ def make_sample_ffpp(
             f"face_side {face_side} does not fit: dlib needs >= 80 px and the 1.3x crop "
             f"must fit in a {frame_size[0]}x{frame_size[1]} frame"
         )
+    photo_files = _photo_files(photos)
     identities = _make_identities(_load_photos(photos), num_identities, rng, face_side)
+    _check_photos_used(photos, photo_files, identities)
 
     # Pairs join consecutive identities, which come from different photos
     # whenever there are at least two, so that a swap really changes a face.
@@ -219,6 +245,7 @@ def make_sample_ffpp(
                 "qualities": list(qualities),
                 "methods": list(methods),
                 "identities": {i.name: i.origin for i in identities},
+                "photos": {str(path): _sha256(path) for path in photo_files},
             },
             indent=2,
         )
@@ -239,20 +266,55 @@ def _load_photos(photos) -> typing.List[typing.Tuple[str, np.ndarray]]:
     with matplotlib.cbook.get_sample_data("grace_hopper.jpg") as handle:
         grace_hopper = np.asarray(Image.open(handle).convert("RGB"))
     loaded.append(("matplotlib:grace_hopper.jpg", grace_hopper))
-    if photos is not None:
-        if isinstance(photos, (str, pathlib.Path)):
-            folder = pathlib.Path(photos)
-            if not folder.is_dir():
-                raise ValueError(f"photos must be a folder of face photos, got {folder}")
-            files = sorted(p for p in folder.iterdir() if p.suffix.lower() in _PHOTO_SUFFIXES)
-        else:
-            files = [pathlib.Path(p) for p in photos]
-        for path in files:
-            try:
-                loaded.append((str(path), np.asarray(Image.open(path).convert("RGB"))))
-            except OSError as error:
-                _log.warning("sample: skipping %s, not a readable image (%s)", path, error)
+    for path in _photo_files(photos):
+        try:
+            loaded.append((str(path), np.asarray(Image.open(path).convert("RGB"))))
+        except OSError as error:
+            _log.warning("sample: skipping %s, not a readable image (%s)", path, error)
     return loaded
+
+
+def _photo_files(photos) -> typing.List[pathlib.Path]:
+    """The user's photo files: a folder's images (by suffix, sorted) or a list of files."""
+    if photos is None:
+        return []
+    if isinstance(photos, (str, pathlib.Path)):
+        folder = pathlib.Path(photos)
+        if not folder.is_dir():
+            raise ValueError(f"photos must be a folder of face photos, got {folder}")
+        files = sorted(p for p in folder.iterdir() if p.suffix.lower() in _PHOTO_SUFFIXES)
+        if not files:
+            raise ValueError(
+                f"{folder}: holds no photo (expected files ending in "
+                f"{', '.join(_PHOTO_SUFFIXES)})"
+            )
+        return files
+    return [pathlib.Path(p) for p in photos]
+
+
+def _check_photos_used(photos, photo_files, identities) -> None:
+    """Refuses a photo set of which no photo made it into the sample; names the unused."""
+    if not photo_files:
+        return
+    used = {identity.origin.rsplit(" (", 1)[0] for identity in identities}
+    unused = [str(path) for path in photo_files if str(path) not in used]
+    if len(unused) == len(photo_files):
+        raise ValueError(
+            f"none of the {len(photo_files)} photos in {photos} shows a face that dlib finds "
+            "(one frontal face, at least ~80 px wide); the sample would hold none of them"
+        )
+    if unused:
+        # Faceless ones were already named; the rest did not fit in the sample.
+        _log.warning(
+            "sample: %d identities; %d of your photos are not in the sample: %s",
+            len(identities), len(unused), ", ".join(unused),
+        )
+
+
+def _sha256(path) -> str:
+    import hashlib
+
+    return hashlib.sha256(pathlib.Path(path).read_bytes()).hexdigest()
 
 
 # Variants that turn one photo into several "people": (name, function).
@@ -472,6 +534,114 @@ def _blend(background, foreground, alpha):
     return np.clip(np.round(out), 0, 255).astype(np.uint8)
 
 
+@dataclasses.dataclass(frozen=True)
+class _Scene:
+    """Frame t of one manipulated video, seen in the region around the target's face.
+
+    Every renderer works in this region (1.9x the face box): its alphas have
+    decayed to zero well inside it, and full-frame colour conversions would
+    cost five times as much.
+
+    Attributes:
+        target: identity whose video is manipulated.
+        source: identity that gives the face (swaps) or drives the expression.
+        t: frame index.
+        num_frames: frames in the video.
+        frame_size: (width, height) of the frames.
+        region: H x W x 3 uint8 crop of the real frame around the face.
+        box: the target's face box (x0, y0, x1, y1) in `region` pixels.
+        jitter: this frame's (dx, dy) of a pasted face, in pixels.
+        wave: the source's expression drive at t, in [0, 1].
+        driver_amplitude: the source's expression amplitude.
+    """
+
+    target: _Identity
+    source: _Identity
+    t: int
+    num_frames: int
+    frame_size: typing.Tuple[int, int]
+    region: np.ndarray
+    box: typing.Tuple[float, float, float, float]
+    jitter: np.ndarray
+    wave: float
+    driver_amplitude: float
+
+    @property
+    def shape(self):
+        return self.region.shape[:2]
+
+    @property
+    def width(self):
+        return self.box[2] - self.box[0]
+
+    @property
+    def height(self):
+        return self.box[3] - self.box[1]
+
+    @property
+    def centre(self):
+        x0, y0, x1, y1 = self.box
+        return ((x0 + x1) / 2, (y0 + y1) / 2)
+
+
+def _source_face(scene: _Scene) -> np.ndarray:
+    """The source's face at frame t, resampled onto the target's jittered box."""
+    source_frame = render_real_frame(scene.source, scene.t, scene.num_frames, scene.frame_size)
+    source_box = _frame_box(scene.source, scene.t, scene.num_frames, scene.frame_size)
+    x0, y0, x1, y1 = scene.box
+    dx, dy = scene.jitter
+    return _face_from(source_frame, source_box, (x0 + dx, y0 + dy, x1 + dx, y1 + dy), scene.shape)
+
+
+def _render_deepfakes(scene: _Scene):
+    """The source face through the 64x64 bottleneck of the Deepfakes autoencoder,
+    pasted as a whole rectangle (FF++'s Deepfakes masks are boxes)."""
+    x0, y0, x1, y1 = scene.box
+    w, h = scene.width, scene.height
+    height, width = scene.shape
+    face = _source_face(scene)
+    bx0, by0 = int(max(x0 - 0.1 * w, 0)), int(max(y0 - 0.05 * h, 0))
+    bx1, by1 = int(min(x1 + 0.1 * w, width)), int(min(y1 + 0.1 * h, height))
+    low = cv2.resize(face[by0:by1, bx0:bx1], (64, 64), interpolation=cv2.INTER_AREA)
+    face[by0:by1, bx0:bx1] = cv2.resize(low, (bx1 - bx0, by1 - by0), interpolation=cv2.INTER_CUBIC)
+    alpha = _rect_alpha(scene.shape, (bx0, by0, bx1, by1), feather=0.04 * w)
+    return _match_colour(face, scene.region, alpha), alpha
+
+
+def _render_faceswap(scene: _Scene):
+    """The source face, colour-matched to the target, in a feathered face ellipse."""
+    w, h = scene.width, scene.height
+    alpha = _ellipse_alpha(scene.shape, scene.centre, (0.42 * w, 0.55 * h), feather=0.05 * w)
+    return _match_colour(_source_face(scene), scene.region, alpha), alpha
+
+
+def _render_face2face(scene: _Scene):
+    """The target's own face re-posed by the source's expression, in the face ellipse."""
+    w, h = scene.width, scene.height
+    strength = scene.driver_amplitude * scene.wave
+    face = _expression_warp(scene.region, scene.box, strength + 0.02, mouth_only=False)
+    alpha = _ellipse_alpha(scene.shape, scene.centre, (0.45 * w, 0.58 * h), feather=0.05 * w)
+    return face, alpha
+
+
+def _render_neural_textures(scene: _Scene):
+    """Only the mouth, re-posed and re-rendered (blurred then sharpened)."""
+    w, h = scene.width, scene.height
+    strength = 0.6 * scene.driver_amplitude * scene.wave
+    face = _re_render(_expression_warp(scene.region, scene.box, strength + 0.02, mouth_only=True))
+    mouth = (scene.centre[0] + scene.jitter[0], scene.box[1] + 0.8 * h + scene.jitter[1])
+    alpha = _ellipse_alpha(scene.shape, mouth, (0.3 * w, 0.17 * h), feather=0.04 * w)
+    return face, alpha
+
+
+# method -> renderer(scene) -> (manipulated region, alpha in [0, 1] of the same size).
+_RENDERERS = {
+    "Deepfakes": _render_deepfakes,
+    "Face2Face": _render_face2face,
+    "FaceSwap": _render_faceswap,
+    "NeuralTextures": _render_neural_textures,
+}
+
 def render_sample(
     method: str,
     target: _Identity,
@@ -484,7 +654,7 @@ def render_sample(
     """Raw frames of one manipulated video `target_source` and its masks.
 
     Args:
-        method: one of METHODS.
+        method: one of METHODS; `_RENDERERS` holds what each one changes.
         target: identity whose video is manipulated.
         source: identity that gives the face (swaps) or drives the
             expression (reenactment).
@@ -496,64 +666,55 @@ def render_sample(
         (real, fake, masks): lists of H x W x 3 uint8 real and manipulated
         frames and H x W uint8 {0, 1} masks, 1 exactly where the manipulated
         frame differs from the real one.
+
+    Example:
+
+    ```python
+    import numpy as np
+    from ffseg.signal import sample
+
+    people = sample._make_identities(
+        sample._load_photos(None), 2, np.random.default_rng(0), face_side=110
+    )
+    real, fake, masks = sample.render_sample(
+        "FaceSwap", people[0], people[1], num_frames=2, frame_size=(320, 240)
+    )
+    assert ((real[0] != fake[0]).any(axis=-1) == masks[0].astype(bool)).all()
+    ```
     """
-    if method not in METHODS:
+    renderer = _RENDERERS.get(method)
+    if renderer is None:
         raise ValueError(f"unknown method {method!r}; choose from {METHODS}")
     # Per-video stream: the same video always gets the same jitter.
     rng = np.random.default_rng([seed, int(target.name), int(source.name), METHODS.index(method)])
     # Expression phase and amplitude come from the source ("the driver").
-    driver_phase, driver_amp = source.motion[3], 0.05 + 0.04 * source.motion[4]
+    driver_phase, driver_amplitude = source.motion[3], 0.05 + 0.04 * source.motion[4]
     real_frames, fake_frames, masks = [], [], []
     for t in range(num_frames):
         real = render_real_frame(target, t, num_frames, frame_size)
-        frame_box = _frame_box(target, t, num_frames, frame_size)
-        # Work in a region around the face (1.9x its box): every alpha below
-        # has decayed to zero well inside it, and full-frame colour
-        # conversions would cost five times as much.
-        fx0, fy0, fx1, fy1 = frame_box
+        fx0, fy0, fx1, fy1 = _frame_box(target, t, num_frames, frame_size)
         half = 0.95 * max(fx1 - fx0, fy1 - fy0)
         centre_x, centre_y = (fx0 + fx1) / 2, (fy0 + fy1) / 2
         rx0, ry0 = int(max(centre_x - half, 0)), int(max(centre_y - half, 0))
         rx1 = int(min(centre_x + half, real.shape[1]))
         ry1 = int(min(centre_y + half, real.shape[0]))
         region = real[ry0:ry1, rx0:rx1]
-        x0, y0, x1, y1 = fx0 - rx0, fy0 - ry0, fx1 - rx0, fy1 - ry0
-        box = (x0, y0, x1, y1)
-        w, h = x1 - x0, y1 - y0
-        centre = ((x0 + x1) / 2, (y0 + y1) / 2)
-        shape = region.shape[:2]
-        # Swapped faces never sit perfectly still in their target: a sub-pixel
-        # to one-pixel jitter per frame, the temporal flicker of FF++ fakes.
-        jitter = rng.normal(0.0, 0.6, size=2)
-        if method in ("Deepfakes", "FaceSwap"):
-            source_frame = render_real_frame(source, t, num_frames, frame_size)
-            source_box = _frame_box(source, t, num_frames, frame_size)
-            jittered = (x0 + jitter[0], y0 + jitter[1], x1 + jitter[0], y1 + jitter[1])
-            face = _face_from(source_frame, source_box, jittered, shape)
-            if method == "Deepfakes":
-                # The 64x64 bottleneck of the Deepfakes autoencoder, then the
-                # whole rectangle pasted in (FF++'s Deepfakes masks are boxes).
-                bx0, by0 = int(max(x0 - 0.1 * w, 0)), int(max(y0 - 0.05 * h, 0))
-                bx1, by1 = int(min(x1 + 0.1 * w, shape[1])), int(min(y1 + 0.1 * h, shape[0]))
-                crop = face[by0:by1, bx0:bx1]
-                low = cv2.resize(crop, (64, 64), interpolation=cv2.INTER_AREA)
-                face[by0:by1, bx0:bx1] = cv2.resize(
-                    low, (bx1 - bx0, by1 - by0), interpolation=cv2.INTER_CUBIC
-                )
-                alpha = _rect_alpha(shape, (bx0, by0, bx1, by1), feather=0.04 * w)
-            else:
-                alpha = _ellipse_alpha(shape, centre, (0.42 * w, 0.55 * h), feather=0.05 * w)
-            face = _match_colour(face, region, alpha)
-        elif method == "Face2Face":
-            strength = driver_amp * (0.5 + 0.5 * np.sin(2 * np.pi * t / num_frames + driver_phase))
-            face = _expression_warp(region, box, strength + 0.02, mouth_only=False)
-            alpha = _ellipse_alpha(shape, centre, (0.45 * w, 0.58 * h), feather=0.05 * w)
-        else:  # NeuralTextures: the mouth only
-            wave = 0.5 + 0.5 * np.sin(2 * np.pi * t / num_frames + driver_phase)
-            strength = 0.6 * driver_amp * wave
-            face = _re_render(_expression_warp(region, box, strength + 0.02, mouth_only=True))
-            mouth_centre = (centre[0] + jitter[0], y0 + 0.8 * h + jitter[1])
-            alpha = _ellipse_alpha(shape, mouth_centre, (0.3 * w, 0.17 * h), feather=0.04 * w)
+        scene = _Scene(
+            target=target,
+            source=source,
+            t=t,
+            num_frames=num_frames,
+            frame_size=tuple(frame_size),
+            region=region,
+            box=(fx0 - rx0, fy0 - ry0, fx1 - rx0, fy1 - ry0),
+            # Swapped faces never sit perfectly still in their target: a
+            # sub-pixel to one-pixel jitter per frame, the temporal flicker of
+            # FF++ fakes. Drawn for every method, so each keeps its stream.
+            jitter=rng.normal(0.0, 0.6, size=2),
+            wave=0.5 + 0.5 * np.sin(2 * np.pi * t / num_frames + driver_phase),
+            driver_amplitude=driver_amplitude,
+        )
+        face, alpha = renderer(scene)
         fake = real.copy()
         fake[ry0:ry1, rx0:rx1] = _blend(region, face, alpha)
         real_frames.append(real)

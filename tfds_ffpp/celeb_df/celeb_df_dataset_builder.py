@@ -12,14 +12,14 @@ Splits: `test` is the official `List_of_testing_videos.txt` (518 videos);
 
 Notes for maintainers: as in `ffpp`, `tfds.testing.DatasetBuilderTestCase`
 replaces this module's `os` and `open`, so files go through `epath` and the
-signal layer is imported inside functions; reports go through
-`tfds_ffpp.build_report`.
+signal layer is imported inside functions. Split generation (Beam or local),
+the build report and the input checks are shared with `ffpp` in
+`tfds_ffpp.video_builder`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import sys
 import typing
 
 import numpy as np
@@ -27,7 +27,7 @@ import tensorflow_datasets as tfds
 from etils import epath
 
 from ffseg.constants import CROP_SIZE
-from tfds_ffpp import build_report
+from tfds_ffpp import video_builder
 
 IMAGE_SIZE = CROP_SIZE
 FOLDERS = {"Celeb-real": "real", "YouTube-real": "real", "Celeb-synthesis": "fake"}
@@ -59,8 +59,22 @@ class CelebDfConfig(tfds.core.BuilderConfig):
     frames_per_video: int = 32
 
 
-class Builder(tfds.core.GeneratorBasedBuilder):
-    """Celeb-DF (v2) face crops, labels and boxes (no masks)."""
+class Builder(video_builder.VideoBuilder):
+    """Celeb-DF (v2) face crops, labels and boxes (no masks), for paper Table IV.
+
+    Example:
+
+    ```python
+    import tensorflow_datasets as tfds
+    import tfds_ffpp.celeb_df  # registers `celeb_df`
+
+    builder = tfds.builder("celeb_df", data_dir="/data/tfds")
+    builder.download_and_prepare(
+        download_config=tfds.download.DownloadConfig(manual_dir="/data/Celeb-DF-v2")
+    )
+    test = builder.as_dataset(split="test")
+    ```
+    """
 
     VERSION = tfds.core.Version("1.0.0")
     RELEASE_NOTES = {"1.0.0": "Initial release: 32 frames per video, PNG faces, build_report.json."}
@@ -93,34 +107,24 @@ class Builder(tfds.core.GeneratorBasedBuilder):
             ),
             supervised_keys=None,
             homepage="https://github.com/yuezunli/celeb-deepfakeforensics",
+            metadata=video_builder.BuildMetadata(),
         )
 
-    def _generate_splits(self, dl_manager, download_config):
-        self._use_beam = (
-            download_config.beam_runner is not None or download_config.beam_options is not None
-        )
-        self._report = build_report.BuildReport("celeb_df")
-        split_infos = super()._generate_splits(dl_manager, download_config)
-        self._report.write(
-            self.data_path / build_report.REPORT_FILENAME,
-            header={
-                "dataset": f"{self.name}/{self.builder_config.name}",
-                "version": str(self.version),
-                "runner": "beam" if self._use_beam else "python",
-                "examples": {info.name: info.num_examples for info in split_infos},
-            },
-        )
-        return split_infos
+    def _manual_dir_hint(self) -> str:
+        return "celeb_df expects Celeb-DF (v2): " + ", ".join(list(FOLDERS) + [TEST_LIST])
 
-    def _split_generators(self, dl_manager: tfds.download.DownloadManager):
+    def _manual_root(self, dl_manager) -> epath.Path:
         try:
-            root = epath.Path(dl_manager.manual_dir)
+            return epath.Path(dl_manager.manual_dir)
         except AssertionError as error:
             raise FileNotFoundError(
                 f"celeb_df needs Celeb-DF (v2) in --manual_dir ({str(error).split('. ')[0]}). "
                 f"Expected layout:\n{_INSTRUCTIONS}"
             ) from None
+
+    def _videos_by_split(self, root):
         check_layout(root)
+        frames = self.builder_config.frames_per_video
         test_videos = read_test_list(root / TEST_LIST)
         splits = {"test": [], "train": []}
         listed = set()
@@ -133,37 +137,27 @@ class Builder(tfds.core.GeneratorBasedBuilder):
                     {"split": "test", "video": name, "reason": f"video not found: {path}"},
                 )
                 continue
-            splits["test"].append({"name": name, "path": str(path), "label": label})
+            video = {"name": name, "path": str(path), "label": label, "frames": frames}
+            splits["test"].append(video)
         for folder, label in FOLDERS.items():
             for path in sorted((root / folder).glob("*.mp4")):
                 name = f"{folder}/{path.stem}"
                 if name not in listed:
-                    splits["train"].append({"name": name, "path": str(path), "label": label})
-        return {split: self._generate_examples(videos, split) for split, videos in splits.items()}
+                    splits["train"].append(
+                        {"name": name, "path": str(path), "label": label, "frames": frames}
+                    )
+        return splits
 
-    def _generate_examples(self, videos, split):
+    def _input_paths(self, root):
+        return [epath.Path(root) / name for name in list(FOLDERS) + [TEST_LIST]]
+
+    def _examples_function(self):
+        return video_examples
+
+    def _examples_kwargs(self, split):
         from ffseg.signal import faces
 
-        kwargs = dict(
-            split=split, frames=self.builder_config.frames_per_video, detector=faces.FaceDetector()
-        )
-        if getattr(self, "_use_beam", False):
-            import apache_beam as beam
-            from apache_beam.internal.cloudpickle import cloudpickle
-
-            # `tfds build` imports this file under a name workers cannot import.
-            cloudpickle.register_pickle_by_value(sys.modules[__name__])
-            return beam.Create(videos) | f"Extract_{split}" >> beam.FlatMap(
-                video_examples, report=self._report.metrics_reporter(), **kwargs
-            )
-        return (
-            item
-            for video in videos
-            for item in video_examples(video, report=self._report.add, **kwargs)
-        )
-
-    def _process_pipeline_result(self, pipeline_result) -> None:
-        self._report.add_from_pipeline(pipeline_result)
+        return dict(frames=self.builder_config.frames_per_video, detector=faces.FaceDetector())
 
 
 def check_layout(root) -> None:

@@ -8,20 +8,15 @@ lockstep, and the noise label of paper Eq. 4-5 (the wavelet-domain Wiener
 residual of the stored crop, one channel).
 
 Frame extraction, masks, faces and noise live in the signal layer
-(`ffseg.extract`, `ffseg.faces`, `ffseg.video`, `ffseg.noise`); this module
-only lists videos, maps them to examples and reports what it could not use.
+(`ffseg.signal.extract`, `faces`, `video`, `noise`); this module only lists
+videos, maps them to examples and reports what it could not use. Split
+generation (Beam or local), the build report and the input checks are
+shared with `celeb_df` in `tfds_ffpp.video_builder`.
 
-Notes for maintainers:
-
-* `tfds.testing.DatasetBuilderTestCase` replaces this module's `os` and
-  `open`: files go through `epath`, and the signal layer is imported inside
-  functions.
-* With Beam options or a runner, `_generate_examples` returns a Beam
-  transform over videos; without them, a plain generator (TFDS 4.9.10 keeps
-  the options in the `DownloadConfig`, which only `_generate_splits` sees).
-* Workers report through Beam metrics counters, read back in
-  `_process_pipeline_result`; the report is written as `build_report.json`
-  into the dataset's version folder.
+Notes for maintainers: `tfds.testing.DatasetBuilderTestCase` replaces this
+module's `os` and `open`: files go through `epath`, and the signal layer is
+imported inside functions. `video_examples` runs in Beam workers: keep it
+module level.
 """
 
 from __future__ import annotations
@@ -30,7 +25,6 @@ import dataclasses
 import json
 import logging
 import re
-import sys
 import typing
 
 import numpy as np
@@ -38,9 +32,10 @@ import tensorflow_datasets as tfds
 from etils import epath
 
 from ffseg.constants import CLASS_NAMES, CROP_SIZE, METHODS, NOISE_SIGMA, QUALITIES
-from tfds_ffpp import build_report
+from tfds_ffpp import build_report, video_builder
 
-# Index 0 is real, then the methods, as the 5-class heads number them.
+# Index 0 is real, then the methods, as the 5-class heads number them. The
+# ids never depend on which methods a build holds.
 METHOD_NAMES = CLASS_NAMES
 IMAGE_SIZE = CROP_SIZE
 
@@ -70,13 +65,23 @@ with <Method> in Deepfakes, Face2Face, FaceSwap, NeuralTextures. Each split
 file is a JSON list of [target, source] pairs of three-digit ids; the videos
 TTT_SSS and SSS_TTT of every method and the real videos TTT and SSS belong to
 that pair's split. Only the quality of the chosen config (c23 or c40) and the
-masks are read. Then:
+masks are read. Methods may be downloaded one at a time: the build holds the
+methods whose <Method>/<quality>/videos folder is present, names the absent
+ones in a warning and in build_report.json, and records both lists in the
+dataset's metadata. Other folders (FaceShifter, DeepFakeDetection) are named
+in the report and left out. Then:
 
   tfds build tfds_ffpp/ffpp --config=c23 --manual_dir=<manual_dir>
 
-The `sample` config needs none of this: without --manual_dir it generates a
-small FF++-layout tree from public face photos (ffseg.sample).
+The `sample` config needs none of this: it generates a small FF++-layout tree
+from public face photos (ffseg.signal.sample) and takes no --manual_dir. A
+tree with your own photos (`ffseg sample DIR --photos YOUR_PHOTOS`) builds
+with --config=sample_photos --manual_dir=DIR.
 """
+
+_SAMPLE_PHOTOS_HINT = (
+    "ffpp/sample_photos reads a tree written by `ffseg sample DIR --photos YOUR_PHOTOS`"
+)
 
 
 @dataclasses.dataclass
@@ -86,15 +91,17 @@ class FfppConfig(tfds.core.BuilderConfig):
     Attributes:
         quality: "c23" (HQ, x264 QP 23) or "c40" (LQ, QP 40) videos.
         sigma: noise standard deviation of the Wiener denoiser of paper Eq. 5,
-            in 0..255 units: 5 for c23, 10 for c40 (FFPP.md).
-        frames_per_video: evenly spaced frames sampled per video, by TFDS
-            split. A video shorter than that gives all its frames.
-        real_oversample: training real videos give this many times more
-            frames, to balance one real video against the four fakes of its
-            pair (paper Table I: 270 x 4 = 1080).
-        methods: FF++ manipulation methods to include.
-        sample: build from a generated sample tree (`ffseg.sample`) when no
-            manual_dir is given.
+            in 0..255 units: 5 for c23, 10 for c40.
+        frames_per_video: evenly spaced frames sampled per manipulated video,
+            by TFDS split. A video shorter than that gives all its frames.
+        real_frames_per_video: the same for real videos; None: as
+            `frames_per_video`. Paper Table I samples real videos four times
+            as densely, one real video standing against the four fakes of
+            its pair.
+        methods: FF++ manipulation methods to include (those present).
+        sample: build from a tree generated from the built-in photos
+            (`ffseg.signal.sample`); no --manual_dir is read.
+        manual_dir_holds: what the --manual_dir must hold, for messages.
     """
 
     quality: str = "c23"
@@ -102,9 +109,10 @@ class FfppConfig(tfds.core.BuilderConfig):
     frames_per_video: typing.Dict[str, int] = dataclasses.field(
         default_factory=lambda: {"train": 32, "validation": 32, "test": 32}
     )
-    real_oversample: int = 1
+    real_frames_per_video: typing.Optional[typing.Dict[str, int]] = None
     methods: typing.Tuple[str, ...] = METHODS
     sample: bool = False
+    manual_dir_holds: str = "FaceForensics++ (original_sequences/, manipulated_sequences/, splits/)"
 
     def __post_init__(self):
         if self.quality not in QUALITIES:
@@ -112,11 +120,17 @@ class FfppConfig(tfds.core.BuilderConfig):
         unknown = set(self.methods) - set(METHODS)
         if unknown:
             raise ValueError(f"unknown methods {sorted(unknown)}; FF++ has {METHODS}")
-        if set(self.frames_per_video) != set(SPLIT_FILES):
-            raise ValueError(
-                f"frames_per_video needs counts for {sorted(SPLIT_FILES)}, "
-                f"got {self.frames_per_video}"
-            )
+        for name in ("frames_per_video", "real_frames_per_video"):
+            counts = getattr(self, name)
+            if counts is not None and set(counts) != set(SPLIT_FILES):
+                raise ValueError(
+                    f"{name} needs counts for {sorted(SPLIT_FILES)}, got {counts}"
+                )
+
+    def frames(self, split: str, real: bool) -> int:
+        """Frames asked of one video of `split`."""
+        counts = self.real_frames_per_video if real else None
+        return (counts or self.frames_per_video)[split]
 
 
 def _frames(train, validation, test):
@@ -124,24 +138,25 @@ def _frames(train, validation, test):
 
 
 _QUALITY_NAME = {"c23": "HQ (c23)", "c40": "LQ (c40)"}
-# protocol suffix -> (frames per train/validation/test video, real oversampling, description)
+# protocol suffix -> (fake frames, real frames per train/validation/test video, description)
 _PROTOCOLS = {
     "": (
         _frames(32, 32, 32),
-        1,
+        None,
         "32 evenly spaced frames per video in every split (the usual benchmark protocol).",
     ),
     "_paper": (
         _frames(270, 100, 100),
-        4,
-        "paper Table I: 270 frames per training video, 1080 per real training video, "
-        "100 per validation/test video.",
+        _frames(1080, 400, 400),
+        "paper Table I: 270 frames per manipulated training video and 100 per validation/"
+        "test video; real videos 1080 / 400 / 400, every frame of a shorter one (FF++ real "
+        "videos average ~510 frames, so fewer real frames than Table I's).",
     ),
 }
 
 
 def _ffpp_config(quality: str, protocol: str) -> FfppConfig:
-    frames, real_oversample, description = _PROTOCOLS[protocol]
+    frames, real_frames, description = _PROTOCOLS[protocol]
     sigma = NOISE_SIGMA[quality]
     return FfppConfig(
         name=f"{quality}{protocol}",
@@ -149,17 +164,59 @@ def _ffpp_config(quality: str, protocol: str) -> FfppConfig:
         quality=quality,
         sigma=sigma,
         frames_per_video=frames,
-        real_oversample=real_oversample,
+        real_frames_per_video=real_frames,
     )
 
 
-class Builder(tfds.core.GeneratorBasedBuilder):
-    """FaceForensics++ face crops, masks and noise labels (Kong et al., TIFS 2022)."""
+class Builder(video_builder.VideoBuilder):
+    """FaceForensics++ face crops, masks and noise labels (Kong et al., TIFS 2022).
 
-    VERSION = tfds.core.Version("1.0.0")
+    One example per sampled frame: the face crop (dlib box enlarged 1.3x,
+    299 px, PNG), its manipulation mask cropped in lockstep, the noise label
+    of paper Eq. 4-5, the real/fake label, the method (0 real, 1-4 the FF++
+    methods, whatever a build holds), video name, frame index and crop box.
+    Splits follow FF++'s official split files. Configs: `c23`, `c40` (32
+    frames per video), `c23_paper`, `c40_paper` (paper Table I counts),
+    `sample` (generated from built-in photos, no download) and
+    `sample_photos` (a tree of your own from `ffseg sample`).
+
+    The dataset's metadata lists the methods it holds
+    (`info.metadata["methods"]`, `["methods_absent"]`); `build_report.json`
+    in its folder lists every skipped video, skipped or flagged frame and
+    the frames asked for and written per split.
+
+    Example:
+
+    ```python
+    import tensorflow_datasets as tfds
+    import tfds_ffpp.ffpp  # registers `ffpp`
+
+    builder = tfds.builder("ffpp/sample", data_dir="/tmp/tfds")
+    builder.download_and_prepare()  # no download: generated from built-in photos
+    print(builder.info.metadata["methods"])
+    for example in tfds.as_numpy(builder.as_dataset(split="train").take(1)):
+        print(example["image"].shape, example["mask"].shape, example["noise"].dtype)
+    # ['Deepfakes', 'Face2Face', 'FaceSwap', 'NeuralTextures']
+    # (299, 299, 3) (299, 299, 1) float16
+    ```
+
+    On the command line, FF++ with Beam over two local worker processes:
+
+    ```
+    tfds build tfds_ffpp/ffpp --config=c23 --manual_dir=/data/FaceForensics++ \\
+      --beam_pipeline_options="runner=FnApiRunner,direct_num_workers=2,direct_running_mode=multi_processing"
+    ```
+    """
+
+    VERSION = tfds.core.Version("1.1.0")
     RELEASE_NOTES = {
         "1.0.0": "Initial release: PNG faces and masks, float16 noise labels, "
         "build_report.json of skipped videos and frames.",
+        "1.1.0": "Partial downloads: the methods present are built, metadata lists them "
+        "(methods, methods_absent); paper configs sample real videos at 1080 / 400 / 400 "
+        "frames (Table I); the report shows requested and written frames per split; "
+        "config sample_photos for trees of your own; the input tree's fingerprint is "
+        "recorded and a changed tree is never silently reused.",
     }
     MANUAL_DOWNLOAD_INSTRUCTIONS = _INSTRUCTIONS
     BUILDER_CONFIGS = [
@@ -167,11 +224,21 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         FfppConfig(
             name="sample",
             description="A few short videos generated from public face photos in the FF++ "
-            "layout (ffseg.sample), c23, sigma 5, 4 frames per video: no download.",
+            "layout (ffseg.signal.sample), c23, sigma 5, 4 frames per video: no download, "
+            "no --manual_dir.",
             quality="c23",
             sigma=5.0,
             frames_per_video=_frames(4, 4, 4),
             sample=True,
+        ),
+        FfppConfig(
+            name="sample_photos",
+            description="Your own sample tree (`ffseg sample DIR --photos YOUR_PHOTOS`) in "
+            "--manual_dir, built like `sample`: c23, sigma 5, 4 frames per video.",
+            quality="c23",
+            sigma=5.0,
+            frames_per_video=_frames(4, 4, 4),
+            manual_dir_holds="a tree written by `ffseg sample DIR --photos YOUR_PHOTOS`",
         ),
     ]
     DEFAULT_CONFIG_NAME = "c23"
@@ -220,63 +287,63 @@ class Builder(tfds.core.GeneratorBasedBuilder):
             ),
             supervised_keys=None,
             homepage="https://github.com/ondyari/FaceForensics",
+            metadata=video_builder.BuildMetadata(),
         )
 
-    # === Generation ===
+    # === The tree and its videos ===
 
-    def _generate_splits(self, dl_manager, download_config):
-        # The only place that sees the DownloadConfig: remember whether the
-        # user asked for Beam and gave a manual_dir, and collect the report.
-        self._use_beam = (
-            download_config.beam_runner is not None or download_config.beam_options is not None
-        )
-        self._manual_dir_given = download_config.manual_dir is not None
-        self._report = build_report.BuildReport("ffpp")
-        self._manual_root_name = None
-        header = {
-            "dataset": f"{self.name}/{self.builder_config.name}",
-            "version": str(self.version),
-            "runner": "beam" if self._use_beam else "python",
-        }
-        # TFDS deletes its temporary dataset folder when a build fails: what
-        # was skipped so far is then kept beside it, so the failure can be
-        # understood.
-        failed_report = self.data_path.parent / f"build_report-{self.version}-failed.json"
+    def _check_manual_dir(self, manual_dir) -> None:
+        if self.builder_config.sample and manual_dir is not None:
+            raise video_builder.ManualDirError(
+                manual_dir,
+                "ffpp/sample is generated from the built-in photos and reads no "
+                f"--manual_dir; {_SAMPLE_PHOTOS_HINT}: build it with "
+                f"--config=sample_photos --manual_dir={manual_dir}",
+            )
+        super()._check_manual_dir(manual_dir)
+
+    def _manual_dir_hint(self) -> str:
+        return f"ffpp/{self.builder_config.name} expects {self.builder_config.manual_dir_holds}"
+
+    def _manual_root(self, dl_manager) -> epath.Path:
+        """The FF++ root: the user's manual_dir, or a generated sample tree."""
+        if self.builder_config.sample:
+            return _sample_root(dl_manager.download_dir)
         try:
-            split_infos = super()._generate_splits(dl_manager, download_config)
-        except Exception as error:
-            if any(self._report.entries.values()):
-                failed = {**header, "manual_dir": self._manual_root_name, "failed": str(error)}
-                self._report.write(failed_report, header=failed)
-                error.add_note(f"Videos and frames skipped before the failure: {failed_report}")
-            raise
-        if failed_report.exists():
-            failed_report.unlink()  # from an earlier attempt
-        # Still inside TFDS' temporary dataset folder: the report ships with
-        # the dataset when the folder is renamed into place.
-        self._report.write(
-            self.data_path / REPORT_FILENAME,
-            header={
-                **header,
-                "manual_dir": self._manual_root_name,
-                "examples": {info.name: info.num_examples for info in split_infos},
-            },
-        )
-        return split_infos
+            return epath.Path(dl_manager.manual_dir)
+        except AssertionError as error:
+            # TFDS' message repeats the instructions: keep its first sentence.
+            problem = str(error).split(". ")[0]
+            raise FileNotFoundError(
+                f"ffpp/{self.builder_config.name} needs --manual_dir ({problem}): it "
+                f"expects {self.builder_config.manual_dir_holds}. Expected layout:\n"
+                f"{_INSTRUCTIONS}"
+            ) from None
 
-    def _split_generators(self, dl_manager: tfds.download.DownloadManager):
-        root = self._manual_root(dl_manager)
-        self._manual_root_name = str(root)
+    def _videos_by_split(self, root):
         config = self.builder_config
-        check_layout(root, config.quality, config.methods)
+        folders = check_layout(root, config.quality, config.methods)
+        self._method_folders = folders
+        self.info.metadata["methods"] = list(folders.present)
+        self.info.metadata["methods_absent"] = list(folders.absent)
+        if folders.absent or folders.unknown:
+            _log.warning(
+                "ffpp/%s: building %d of %d methods (%s)%s%s",
+                config.name,
+                len(folders.present),
+                len(config.methods),
+                ", ".join(folders.present),
+                "".join(f"; absent: {m} ({why})" for m, why in folders.absent.items()),
+                "".join(f"; left out: {f} ({why})" for f, why in folders.unknown.items()),
+            )
 
         split_videos = {}
         for split, filename in SPLIT_FILES.items():
             pairs = read_split_file(root / "splits" / filename)
-            split_videos[split] = split_video_names(pairs, config.methods)
+            split_videos[split] = split_video_names(pairs, folders.present)
         check_disjoint(split_videos)
 
-        generators = {}
+        result = {}
         for split, names in split_videos.items():
             videos, not_found = [], []
             for name in names:
@@ -288,6 +355,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
                     entry = {"split": split, "video": name, "reason": f"{what} not found: {path}"}
                     not_found.append(entry)
                     continue
+                video["frames"] = config.frames(split, real=video["label"] == "real")
                 videos.append(video)
             if not videos:
                 # A split without a single video fails TFDS' writer only after
@@ -301,62 +369,53 @@ class Builder(tfds.core.GeneratorBasedBuilder):
             for entry in not_found:
                 self._report.add("skipped_videos", entry)
             _log.info("ffpp: %s: %d of %d listed videos found", split, len(videos), len(names))
-            generators[split] = self._generate_examples(videos, split=split)
-        return generators
+            result[split] = videos
+        return result
 
-    def _generate_examples(self, videos, split):
-        """Examples of one split: a Beam transform or a generator of (key, example)."""
-        config = self.builder_config
+    def _input_paths(self, root):
+        root = epath.Path(root)
+        quality = self.builder_config.quality
+        paths = [
+            root / "splits",
+            root / "original_sequences" / "youtube" / quality / "videos",
+            root / "sample.json",  # a generated tree's provenance (photos, seed)
+        ]
+        for method in self.builder_config.methods:
+            base = root / "manipulated_sequences" / method
+            paths += [base / quality / "videos", base / "masks" / "videos"]
+        return paths
+
+    # === Examples ===
+
+    def _examples_function(self):
+        return video_examples
+
+    def _examples_kwargs(self, split):
         from ffseg.signal import faces
 
-        kwargs = dict(
-            split=split,
-            frames=config.frames_per_video[split],
-            real_frames=config.frames_per_video[split]
-            * (config.real_oversample if split == "train" else 1),
+        config = self.builder_config
+        return dict(
+            frames=config.frames(split, real=False),
+            real_frames=config.frames(split, real=True),
             sigma=config.sigma,
             # One detector per worker: it is pickled without dlib's model and
             # creates it on first use.
             detector=faces.FaceDetector(),
         )
-        if getattr(self, "_use_beam", False):
-            import apache_beam as beam
 
-            _pickle_this_module_by_value()
-            return beam.Create(videos) | f"Extract_{split}" >> beam.FlatMap(
-                video_examples, report=self._report.metrics_reporter(), **kwargs
-            )
-        return self._generate_from_python(videos, kwargs)
-
-    def _generate_from_python(self, videos, kwargs):
-        count = 0
-        for video in videos:
-            for item in video_examples(video, report=self._report.add, **kwargs):
-                count += 1
-                yield item
-        if count == 0:
-            # TFDS' writer would only say "No examples were yielded".
-            raise ValueError(
-                f"ffpp: the {kwargs['split']} split has no usable example: all "
-                f"{len(videos)} of its videos were skipped"
-            )
-
-    def _process_pipeline_result(self, pipeline_result) -> None:
-        self._report.add_from_pipeline(pipeline_result)
-
-    def _manual_root(self, dl_manager) -> epath.Path:
-        """The FF++ root: the user's manual_dir, or a generated sample tree."""
-        if self.builder_config.sample and not getattr(self, "_manual_dir_given", True):
-            return _sample_root(dl_manager.download_dir)
-        try:
-            return epath.Path(dl_manager.manual_dir)
-        except AssertionError as error:
-            # TFDS' message repeats the instructions: keep its first sentence.
-            problem = str(error).split(". ")[0]
-            raise FileNotFoundError(
-                f"ffpp/{self.builder_config.name} needs FaceForensics++ in --manual_dir "
-                f"({problem}). Expected layout:\n{_INSTRUCTIONS}"
-            ) from None
+    def _report_header(self):
+        folders = getattr(self, "_method_folders", None)
+        if folders is None:
+            return {}
+        return {
+            "methods": list(folders.present),
+            "methods_absent": [
+                {"method": method, "reason": reason} for method, reason in folders.absent.items()
+            ],
+            "methods_unknown": [
+                {"folder": folder, "reason": reason} for folder, reason in folders.unknown.items()
+            ],
+        }
 
 
 # === Videos and splits (pure functions, tested on the official split files) ===
@@ -443,8 +502,33 @@ def check_disjoint(split_videos: typing.Mapping[str, typing.Sequence[str]]) -> N
             seen[name] = split
 
 
-def check_layout(root, quality: str, methods) -> None:
-    """Fails early, naming the missing folder and what belongs in it."""
+@dataclasses.dataclass(frozen=True)
+class MethodFolders:
+    """Which FF++ methods a tree holds at one quality.
+
+    Attributes:
+        present: methods with videos at the quality (and their masks), in
+            FF++'s order.
+        absent: method -> why it is not built (its folder or its videos at
+            the quality are missing: a partial download).
+        unknown: folder of manipulated_sequences/ that is not one of the
+            methods -> why it is left out.
+    """
+
+    present: typing.Tuple[str, ...]
+    absent: typing.Dict[str, str]
+    unknown: typing.Dict[str, str]
+
+
+def check_layout(root, quality: str, methods=METHODS) -> MethodFolders:
+    """The methods a tree holds; fails early, naming a missing folder the build needs.
+
+    The split files, the real videos and, for every method whose videos are
+    present, its mask videos must be there. A method may be absent (FF++'s
+    download script fetches one at a time): it is returned in `absent`.
+    Folders of other methods (FaceShifter, which has no masks,
+    DeepFakeDetection) are returned in `unknown`.
+    """
     root = epath.Path(root)
     expected = {
         root / "splits": "the official split files train.json, val.json, test.json",
@@ -452,18 +536,48 @@ def check_layout(root, quality: str, methods) -> None:
             f"the real FF++ videos NNN.mp4 at quality {quality}"
         ),
     }
-    for method in methods:
-        base = root / "manipulated_sequences" / method
-        expected[base / quality / "videos"] = (
-            f"the {method} videos TTT_SSS.mp4 at quality {quality}"
-        )
-        expected[base / "masks" / "videos"] = f"the {method} mask videos TTT_SSS.mp4"
     for folder, what in expected.items():
         if not folder.is_dir():
             raise FileNotFoundError(
                 f"FF++ folder not found: {folder} (expected {what}). "
                 f"Layout of the manual_dir:\n{_INSTRUCTIONS}"
             )
+    manipulated = root / "manipulated_sequences"
+    present, absent = [], {}
+    for method in methods:
+        base = manipulated / method
+        videos = base / quality / "videos"
+        if not base.is_dir():
+            absent[method] = f"no folder {base}"
+            continue
+        if not videos.is_dir():
+            absent[method] = f"no {quality} videos: {videos} not found"
+            continue
+        masks = base / "masks" / "videos"
+        if not masks.is_dir():
+            # Videos without masks cannot be labelled: a download to finish.
+            raise FileNotFoundError(
+                f"FF++ folder not found: {masks} (expected the {method} mask videos "
+                f"TTT_SSS.mp4 for the {method} videos in {videos}). "
+                f"Layout of the manual_dir:\n{_INSTRUCTIONS}"
+            )
+        present.append(method)
+    if not present:
+        raise FileNotFoundError(
+            f"no FF++ manipulation method at quality {quality} in {manipulated}: expected at "
+            f"least one of {', '.join(f'{m}/{quality}/videos' for m in methods)}. "
+            f"Layout of the manual_dir:\n{_INSTRUCTIONS}"
+        )
+    unknown = {}
+    if manipulated.is_dir():
+        for folder in sorted(manipulated.iterdir()):
+            if folder.is_dir() and folder.name not in METHODS:
+                no_masks = "" if (folder / "masks").is_dir() else "; it has no masks"
+                unknown[str(folder)] = (
+                    f"not one of the methods this dataset labels ({', '.join(METHODS)})"
+                    f"{no_masks}"
+                )
+    return MethodFolders(present=tuple(present), absent=absent, unknown=unknown)
 
 
 def video_entry(root, name: str, quality: str) -> typing.Dict[str, typing.Any]:
@@ -480,6 +594,7 @@ def video_entry(root, name: str, quality: str) -> typing.Dict[str, typing.Any]:
     return {
         "name": name,
         "method": method,
+        "label": "real" if method == "real" else "fake",
         "path": str(path),
         "mask_path": None if mask_path is None else str(mask_path),
     }
@@ -559,18 +674,6 @@ def video_examples(video, *, split, frames, real_frames, sigma, detector, report
             "frame": frame,
             "box": np.asarray(example["box"], np.int32),
         }
-
-
-def _pickle_this_module_by_value():
-    """Lets multi-processing Beam workers run this module's functions.
-
-    `tfds build tfds_ffpp/ffpp` imports this file as `ffpp.ffpp_dataset_builder`
-    with a temporary sys.path entry that the workers do not have; pickled by
-    value, the functions travel with the pipeline instead of by module name.
-    """
-    from apache_beam.internal.cloudpickle import cloudpickle
-
-    cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
 
 # === The sample tree ===

@@ -26,7 +26,8 @@ import pytest
 import tensorflow_datasets as tfds
 from etils import epath
 
-from tfds_ffpp import build_report
+from ffseg.errors import FileError
+from tfds_ffpp import build_report, video_builder
 from tfds_ffpp.ffpp import ffpp_dataset_builder, make_dummy_data
 
 DUMMY_DATA = epath.Path(__file__).parent / "dummy_data"
@@ -164,7 +165,8 @@ def test_split_without_a_usable_video_fails_and_keeps_the_report(tmp_path):
             path.write_bytes(b"not a video" * 10)
     with pytest.raises(ValueError, match="the train split has no usable example: all 10") as info:
         _build(tmp_path / "data", root)
-    saved = tmp_path / "data" / "ffpp" / "c23" / "build_report-1.0.0-failed.json"
+    version = ffpp_dataset_builder.Builder.VERSION
+    saved = tmp_path / "data" / "ffpp" / "c23" / f"build_report-{version}-failed.json"
     assert any(str(saved) in note for note in info.value.__notes__)
     report = json.loads(saved.read_text())
     skipped = [e for e in report["skipped_videos"] if e["split"] == "train"]
@@ -261,9 +263,12 @@ def _build(data_dir, manual_dir, config="c23", **download_kwargs):
     "remove, expected",
     [
         ("splits/val.json", "split file not found: .*splits/val.json"),
-        ("manipulated_sequences/Face2Face", "Face2Face/c23/videos .*Face2Face videos"),
+        # A method's videos without its masks cannot be labelled. (A method
+        # without its videos is a partial download, built without it: see
+        # test_partial_download_builds_the_methods_present.)
         ("manipulated_sequences/NeuralTextures/masks", "NeuralTextures/masks/videos .*mask videos"),
         ("original_sequences", "youtube/c23/videos .*real FF\\+\\+ videos"),
+        ("manipulated_sequences", "no FF\\+\\+ manipulation method at quality c23"),
     ],
 )
 def test_missing_parts_of_the_layout_are_named(tmp_path, remove, expected):
@@ -392,7 +397,10 @@ def test_beam_build_writes_the_same_dataset_and_report(built, tmp_path):
     builder = _build(tmp_path / "data", DUMMY_DATA, beam_options=options)
     report = json.loads((builder.data_path / ffpp_dataset_builder.REPORT_FILENAME).read_text())
     assert report["runner"] == "beam"
-    for key in ("counts", "examples", "skipped_videos", "skipped_frames", "flagged_frames"):
+    for key in (
+        "counts", "examples", "skipped_videos", "skipped_frames", "flagged_frames",
+        "frames", "methods", "methods_absent", "methods_unknown",
+    ):
         assert report[key] == python_report[key], key
     for split, expected in python_examples.items():
         got = {
@@ -417,10 +425,15 @@ def test_tfds_cli_with_two_beam_worker_processes(tmp_path):
     ]
     result = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
-    report = json.loads((tmp_path / "ffpp/c40/1.0.0" / "build_report.json").read_text())
+    version = ffpp_dataset_builder.Builder.VERSION
+    report = json.loads((tmp_path / f"ffpp/c40/{version}" / "build_report.json").read_text())
     assert report["runner"] == "beam"
     assert report["examples"] == DUMMY_SPLITS
     assert report["counts"] == {"skipped_videos": 5, "skipped_frames": 2, "flagged_frames": 1}
+    # Worker processes' example tallies reach the report too.
+    assert report["frames"]["train"]["real"]["achieved"] == 6
+    assert report["frames"]["train"]["fake"]["achieved"] == 19
+    assert report["methods"] == list(ffpp_dataset_builder.METHODS)
 
 
 @pytest.mark.slow
@@ -431,8 +444,270 @@ def test_sample_config_builds_without_manual_dir(tmp_path):
         assert labels == {0, 1}, f"{split} lacks real or fake examples"
     report = json.loads((builder.data_path / ffpp_dataset_builder.REPORT_FILENAME).read_text())
     assert report["counts"]["skipped_videos"] == 0
+    assert builder.info.metadata["methods"] == list(ffpp_dataset_builder.METHODS)
+    assert builder.info.metadata["methods_absent"] == []
     # The generated tree sits in the download folder, reused by a rebuild.
     assert (tmp_path / "data" / "downloads" / "ffpp_sample" / "sample.json").exists()
+
+
+# === Table I frame counts ===
+
+
+def _listed(tmp_path, config):
+    """A builder whose splits were listed over dummy_data (nothing extracted)."""
+    builder = ffpp_dataset_builder.Builder(data_dir=str(tmp_path / "data"), config=config)
+    dl_manager = tfds.download.DownloadManager(
+        download_dir=str(tmp_path / "dl"), manual_dir=str(DUMMY_DATA),
+        manual_dir_instructions=builder.MANUAL_DOWNLOAD_INSTRUCTIONS,
+    )
+    builder._split_generators(dl_manager)
+    return builder
+
+
+def test_paper_configs_ask_table_one_frame_counts(tmp_path):
+    for name in ("c23_paper", "c40_paper"):
+        config = ffpp_dataset_builder.Builder.builder_configs[name]
+        assert {split: config.frames(split, real=False) for split in DUMMY_SPLITS} == {
+            "train": 270, "validation": 100, "test": 100,
+        }
+        assert {split: config.frames(split, real=True) for split in DUMMY_SPLITS} == {
+            "train": 1080, "validation": 400, "test": 400,
+        }
+    requested = _listed(tmp_path, "c23_paper")._requested
+    # dummy_data: 2 real videos per split; 8, 7 and 7 fakes found (one
+    # missing from validation and test each).
+    assert requested["train"] == {
+        "real": {"videos": 2, "per_video": 1080, "requested": 2160},
+        "fake": {"videos": 8, "per_video": 270, "requested": 2160},
+    }
+    assert requested["validation"]["real"]["requested"] == 800
+    assert requested["validation"]["fake"] == {"videos": 7, "per_video": 100, "requested": 700}
+
+
+def test_report_shows_requested_and_achieved_frames(built):
+    _, examples, report = built
+    for split, split_examples in examples.items():
+        labels = [int(e["label"]) for e in split_examples]
+        frames = report["frames"][split]
+        assert frames["real"]["achieved"] == labels.count(0)
+        assert frames["fake"]["achieved"] == labels.count(1)
+        assert frames["real"]["per_video"] == frames["fake"]["per_video"] == 32
+        assert frames["real"]["requested"] == 32 * frames["real"]["videos"]
+    # 3-frame dummy videos give 3 frames each, not 32; the damaged ones none.
+    assert report["frames"]["train"] == {
+        "real": {"videos": 2, "per_video": 32, "requested": 64, "achieved": 6},
+        "fake": {"videos": 8, "per_video": 32, "requested": 256, "achieved": 19},
+        "real_to_fake": {"requested": 0.25, "achieved": round(6 / 19, 4)},
+    }
+
+
+# === Partial downloads ===
+
+
+def test_partial_download_builds_the_methods_present(tmp_path, caplog):
+    root = _copy_dummy(tmp_path)
+    manipulated = root / "manipulated_sequences"
+    for method in ("Face2Face", "NeuralTextures"):
+        (manipulated / method).rmtree()
+    # Folders the builder does not know: FaceShifter (no masks) and junk.
+    (manipulated / "FaceShifter" / "c23" / "videos").mkdir(parents=True)
+    (manipulated / "FaceShifter" / "c23" / "videos" / "000_001.mp4").write_bytes(b"\0" * 64)
+    (manipulated / "Foo").mkdir()
+    with caplog.at_level("INFO"):
+        builder = _build(tmp_path / "data", root)
+
+    present, absent = ["Deepfakes", "FaceSwap"], ["Face2Face", "NeuralTextures"]
+    assert builder.info.metadata["methods"] == present
+    assert builder.info.metadata["methods_absent"] == absent
+    # ... and so does a fresh builder reading the dataset back.
+    reloaded = ffpp_dataset_builder.Builder(data_dir=str(tmp_path / "data"), config="c23")
+    assert reloaded.info.metadata["methods"] == present
+    assert reloaded.info.metadata["methods_absent"] == absent
+
+    report = json.loads((builder.data_path / ffpp_dataset_builder.REPORT_FILENAME).read_text())
+    assert report["methods"] == present
+    assert [entry["method"] for entry in report["methods_absent"]] == absent
+    assert report["methods_absent"][0]["reason"] == f"no folder {manipulated / 'Face2Face'}"
+    unknown = {epath.Path(e["folder"]).name: e["reason"] for e in report["methods_unknown"]}
+    assert sorted(unknown) == ["FaceShifter", "Foo"]
+    assert unknown["FaceShifter"].endswith("it has no masks")
+    assert "Deepfakes, Face2Face, FaceSwap, NeuralTextures" in unknown["Foo"]
+    # Nothing of an absent method is reported missing: it was never asked for.
+    for kind in ("skipped_videos", "skipped_frames", "flagged_frames"):
+        assert not any(e["video"].startswith(tuple(absent)) for e in report[kind]), kind
+
+    messages = [record.getMessage() for record in caplog.records]
+    warning = [message for message in messages if "building 2 of 4 methods" in message]
+    assert len(warning) == 1
+    for name in absent + ["FaceShifter", "Foo"]:
+        assert name in warning[0]
+
+    # Method ids keep their meaning: 1 Deepfakes, 3 FaceSwap, whatever is present.
+    names = builder.info.features["method"].names
+    assert names == ["real", "Deepfakes", "Face2Face", "FaceSwap", "NeuralTextures"]
+    seen = set()
+    for split in ("train", "validation", "test"):
+        for example in tfds.as_numpy(builder.as_dataset(split=split)):
+            method = example["video"].decode().split("/")[0]
+            assert names[example["method"]] == method
+            seen.add(method)
+    assert seen == {"real", *present}
+
+    # The last line about the report names the report where it now is.
+    lines = [message for message in messages if "details in" in message]
+    final = builder.data_path / ffpp_dataset_builder.REPORT_FILENAME
+    assert lines[-1].endswith(f"details in {final}") and final.exists()
+    assert "incomplete" not in lines[-1]
+
+
+# === The input tree: refused when empty, never silently reused when changed ===
+
+
+def _snapshot(folder):
+    """Name, size and modification time of every file in a folder."""
+    stats = {p.name: p.stat() for p in pathlib.Path(folder).iterdir()}
+    return {name: (stat.st_size, stat.st_mtime_ns) for name, stat in stats.items()}
+
+
+def test_fingerprint_follows_what_the_build_reads(tmp_path):
+    import shutil
+
+    builder = ffpp_dataset_builder.Builder(data_dir=str(tmp_path / "data"), config="c23")
+
+    def fingerprint(root):
+        root = epath.Path(root)
+        return video_builder.input_fingerprint(root, builder._input_paths(root))
+
+    original = fingerprint(DUMMY_DATA)
+    copy = _copy_dummy(tmp_path)
+    assert fingerprint(copy)["input_fingerprint"] == original["input_fingerprint"]
+    assert fingerprint(copy)["manual_dir"] == str(copy)
+    # Files the c23 build does not read leave it alone ...
+    (copy / "original_sequences/youtube/c40/videos/000.mp4").unlink()
+    (copy / "manipulated_sequences/FaceShifter/c23/videos").mkdir(parents=True)
+    assert fingerprint(copy)["input_fingerprint"] == original["input_fingerprint"]
+    # ... what it reads changes it: a split file, a video, a new method.
+    changed = []
+    splits = copy / "splits" / "test.json"
+    splits.write_text(splits.read_text().replace("004", "004 "))
+    changed.append(fingerprint(copy))
+    (copy / "original_sequences/youtube/c23/videos/006.mp4").write_bytes(b"\0")
+    changed.append(fingerprint(copy))
+    (copy / "manipulated_sequences/Face2Face").rmtree()
+    changed.append(fingerprint(copy))
+    digests = [original["input_fingerprint"]] + [c["input_fingerprint"] for c in changed]
+    assert len(set(digests)) == 4
+    shutil.rmtree(tmp_path / "ffpp")
+
+
+def test_manual_dir_is_checked_before_a_build_is_reused(built, tmp_path):
+    import shutil
+
+    builder, _, _ = built
+    data_dir = builder.data_path.parent.parent.parent
+    dataset_files = _snapshot(builder.data_path)
+    # The tree it was built from: reused (TFDS' "Reusing dataset").
+    _build(data_dir, DUMMY_DATA)
+    # A copy of it elsewhere: the same input, reused too.
+    _build(data_dir, _copy_dummy(tmp_path))
+    # An empty or missing folder: refused, naming it (it used to be reused).
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(FileError, match=f"^{empty}: is empty; ffpp/c23 expects FaceForensics"):
+        _build(data_dir, empty)
+    with pytest.raises(FileError, match=f"^{tmp_path / 'nowhere'}: no such folder"):
+        _build(data_dir, tmp_path / "nowhere")
+    # Another tree: refused, naming both trees and the way out.
+    other = epath.Path(tmp_path / "other")
+    shutil.copytree(DUMMY_DATA, other)
+    (other / "original_sequences/youtube/c23/videos/001.mp4").unlink()
+    with pytest.raises(FileError) as info:
+        _build(data_dir, other)
+    message = str(info.value)
+    assert message.startswith(f"{other}: is not the tree that ffpp/c23/")
+    assert f"in {builder.data_path} was built from ({DUMMY_DATA}" in message
+    assert "--overwrite" in message
+    assert _snapshot(builder.data_path) == dataset_files
+
+
+def test_sample_takes_no_manual_dir(tmp_path):
+    with pytest.raises(FileError, match="--config=sample_photos --manual_dir="):
+        _build(tmp_path / "data", DUMMY_DATA, config="sample")
+    needs = "sample_photos needs --manual_dir .*`ffseg sample DIR --photos"
+    with pytest.raises(FileNotFoundError, match=needs):
+        _build(tmp_path / "data", None, config="sample_photos")
+    assert not (tmp_path / "data" / "ffpp" / "sample").exists()
+
+
+def test_own_photos_recipe_with_the_cli(tmp_path):
+    """The README recipe: `ffseg sample --photos`, then `tfds build --config=sample_photos`."""
+    import cv2
+    from skimage import data as skdata
+
+    from ffseg import cli
+
+    photos = tmp_path / "my_faces"
+    photos.mkdir()
+    cv2.imwrite(
+        str(photos / "me.png"), cv2.cvtColor(skdata.astronaut()[:, ::-1].copy(), cv2.COLOR_RGB2BGR)
+    )
+    my_sample = tmp_path / "my_sample"
+    assert cli.main(["sample", str(my_sample), "--photos", str(photos), "--frames", "2"]) == 0
+    data_dir = tmp_path / "tfds"
+    tfds_cli = str(epath.Path(sys.executable).parent / "tfds")
+
+    def tfds_build(manual_dir):
+        command = [
+            tfds_cli, "build", "tfds_ffpp/ffpp", "--config=sample_photos",
+            f"--manual_dir={manual_dir}", f"--data_dir={data_dir}",
+        ]
+        return subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
+
+    result = tfds_build(my_sample)
+    assert result.returncode == 0, result.stderr[-3000:]
+    final = data_dir / "ffpp" / "sample_photos" / str(ffpp_dataset_builder.Builder.VERSION)
+    report = json.loads((final / "build_report.json").read_text())
+    assert report["manual_dir"] == str(my_sample)
+    assert report["counts"]["skipped_videos"] == 0
+    # Its own dataset: the embedded sample is neither used nor touched.
+    built_configs = [p.name for p in (data_dir / "ffpp").iterdir() if p.name != ".config"]
+    assert built_configs == ["sample_photos"]
+    # The build's report line points at the report where it ended up (the
+    # tfds command logs to stdout).
+    lines = [line for line in result.stdout.splitlines() if "details in" in line]
+    assert lines and lines[-1].endswith(f"details in {final / 'build_report.json'}"), lines
+    assert "incomplete" not in lines[-1]
+    # The photo is in the dataset: the identity made from it has its real video.
+    identities = json.loads((my_sample / "sample.json").read_text())["identities"]
+    mine = {f"real/{n}" for n, origin in identities.items() if origin.startswith(str(photos))}
+    assert mine
+    builder = ffpp_dataset_builder.Builder(data_dir=str(data_dir), config="sample_photos")
+    videos = {
+        e["video"].decode()
+        for split in ("train", "validation", "test")
+        for e in tfds.as_numpy(builder.as_dataset(split=split))
+    }
+    assert mine <= videos
+
+    # Other photos, the same recipe: the dataset of the first tree is not
+    # reused for the second, nor overwritten.
+    cv2.imwrite(str(photos / "me_too.png"), cv2.imread(str(photos / "me.png"))[:, ::-1])
+    other_sample = tmp_path / "other_sample"
+    assert cli.main(["sample", str(other_sample), "--photos", str(photos), "--frames", "2"]) == 0
+    before = _snapshot(final)
+    result = tfds_build(other_sample)
+    assert result.returncode != 0
+    assert f"{other_sample}: is not the tree that ffpp/sample_photos/" in result.stderr
+    assert "--overwrite" in result.stderr
+    assert _snapshot(final) == before
+
+    # An empty manual_dir is refused, naming it (in process: the same entry
+    # point as the command's, without a third start-up of TensorFlow).
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(FileError, match=f"^{empty}: is empty; ffpp/sample_photos expects a tree"):
+        _build(data_dir, empty, config="sample_photos")
+    assert _snapshot(final) == before
 
 
 def test_class_names_match_the_model_config():

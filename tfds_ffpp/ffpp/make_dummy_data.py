@@ -150,8 +150,9 @@ def main(argv=None):
     parser.add_argument("--out", default=str(HERE / "dummy_data"))
     parser.add_argument(
         "--official_splits",
-        default="/work/shared/ffpp_splits",
-        help="folder with FF++'s train/val/test.json (copied to official_splits/)",
+        default=None,
+        help="folder with FF++'s train/val/test.json (the FF++ repository's dataset/splits), "
+        "copied to official_splits/; default: keep the copy already committed",
     )
     args = parser.parse_args(argv)
     make_dummy_data(args.out, args.official_splits)
