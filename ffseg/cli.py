@@ -68,15 +68,19 @@ class_probabilities}], and for videos frame_count, frames_scored,
 frames_without_face) and an
 overlay: <name>.png for an image, <name>.mp4 for a video (one frame per
 scored frame). <name> is the input's file name without its extension, with
--2, -3, ... added when two inputs share it.
+-2, -3, ... added when that name is taken: by another input's outputs, by an
+input itself, or by any file already in OUTPUT. Nothing is ever replaced
+(--overwrite replaces earlier results, never an input); every name is chosen
+before the first input is read.
 """
 
 _DETECT_EPILOG = """\
 exit status:
   0  every input was scored and its outputs written
-  1  some inputs failed (each one named on stderr as "ffseg detect: PATH:
-     REASON": not found, neither an image nor a video, corrupt or truncated,
-     no face found); the others were still processed
+  1  some inputs failed (each one named on one line of stderr as "ffseg
+     detect: PATH: REASON": not found, not a readable image or video, corrupt
+     or truncated, no face found, an output that cannot be written); the
+     others were still processed, and a failed input leaves no file behind
   2  usage error: bad arguments, the model cannot be loaded, or OUTPUT cannot
      be created (nothing was processed)
 
@@ -139,23 +143,15 @@ def _add_detect(subparsers) -> None:
         help="write only the JSON files, no overlay images or videos",
     )
     parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace existing files in OUTPUT that have an output's name (earlier results) "
+        "instead of choosing a new name; an input is never replaced",
+    )
+    parser.add_argument(
         "--quiet", action="store_true", help="print nothing on stdout (errors still go to stderr)"
     )
     parser.set_defaults(run=_run_detect)
-
-
-def _output_names(paths) -> list[str]:
-    """The output name of each input: its stem, made unique within the run."""
-    names, used = [], set()
-    for path in paths:
-        stem = os.path.splitext(os.path.basename(os.path.normpath(path)))[0] or "input"
-        name, number = stem, 1
-        while name in used:
-            number += 1
-            name = f"{stem}-{number}"
-        used.add(name)
-        names.append(name)
-    return names
 
 
 @contextlib.contextmanager
@@ -194,12 +190,16 @@ def _first_line(error: BaseException) -> str:
     return text.splitlines()[0] if text else type(error).__name__
 
 
+def _one_line(text: str) -> str:
+    """A message on one line: the command promises one line per failed input."""
+    return "; ".join(line.strip() for line in str(text).splitlines() if line.strip())
+
+
 def _reason(path: str, error: BaseException) -> str:
     """The error's reason, without a repeated ``path:`` prefix."""
-    from ffseg.inference.detect import InputError
-    from ffseg.signal import faces, video
+    from ffseg.errors import FileError
 
-    if isinstance(error, (InputError, video.VideoError, faces.NoFaceError)):
+    if isinstance(error, FileError):
         if error.path is None or os.path.abspath(error.path) == os.path.abspath(path):
             return error.reason
         return f"{error.path}: {error.reason}"  # e.g. the overlay video could not be written
@@ -209,7 +209,7 @@ def _reason(path: str, error: BaseException) -> str:
     return f"{type(error).__name__}: {_first_line(error)}"
 
 
-def _summary(path: str, result: dict) -> str:
+def _summary(path: str, result: dict, json_path: str) -> str:
     verdict = result["verdict"]
     faces_found = sum(len(frame["faces"]) for frame in result["frames"])
     if result["kind"] == "image":
@@ -219,7 +219,7 @@ def _summary(path: str, result: dict) -> str:
             f"video, {result['frames_scored']} of {result['frame_count']} frames scored, "
             f"{result['frames_without_face']} without a face"
         )
-    return f"{path}: {detail}; {verdict['label']} ({verdict['score']:.3f}) -> {result['json']}"
+    return f"{path}: {detail}; {verdict['label']} ({verdict['score']:.3f}) -> {json_path}"
 
 
 def _run_detect(args) -> int:
@@ -227,7 +227,7 @@ def _run_detect(args) -> int:
     from ffseg.signal import faces
 
     def fail(message: str) -> None:
-        print(f"ffseg detect: {message}", file=sys.stderr, flush=True)
+        print(f"ffseg detect: {_one_line(message)}", file=sys.stderr, flush=True)
 
     with _quiet_native_logs():
         try:
@@ -235,6 +235,14 @@ def _run_detect(args) -> int:
         except OSError as error:
             fail(f"{args.output}: cannot create the output folder ({error.strerror or error})")
             return EXIT_USAGE
+        if not os.path.isdir(args.output):
+            fail(f"{args.output}: not a folder")
+            return EXIT_USAGE
+        from ffseg.inference.outputs import plan_outputs
+
+        # Every output name is chosen now, before any input is read.
+        plans = plan_outputs(args.paths, args.output, overlay=args.overlay,
+                             overwrite=args.overwrite)
         if not os.path.exists(args.model):
             fail(
                 f"{args.model}: no such model (expected an exported SavedModel folder or "
@@ -259,18 +267,16 @@ def _run_detect(args) -> int:
         detector = faces.FaceDetector()
 
         status = EXIT_OK
-        for path, name in zip(args.paths, _output_names(args.paths)):
+        for path, plan in zip(args.paths, plans):
             try:
                 result = detect.detect_file(
                     path,
                     predictor,
                     detector,
-                    output_dir=args.output,
-                    name=name,
+                    output_paths=plan,
                     num_frames=args.frames,
                     threshold=args.threshold,
                     batch_size=args.batch_size,
-                    overlay_output=args.overlay,
                     model_path=args.model,
                 )
             except KeyboardInterrupt:
@@ -280,7 +286,7 @@ def _run_detect(args) -> int:
                 status = EXIT_INPUT_FAILED
                 continue
             if not args.quiet:
-                print(_summary(path, result), flush=True)
+                print(_summary(path, result, plan.json), flush=True)
         return status
 
 

@@ -23,7 +23,7 @@ import pytest
 import tensorflow as tf
 
 from ffseg import cli
-from ffseg.inference import detect
+from ffseg.inference import detect, outputs
 from ffseg.inference.export import export_saved_model
 from ffseg.inference.predictors import load_predictor
 from ffseg.models.ffseg_model import FFSeg
@@ -319,10 +319,12 @@ def test_keras_file_and_saved_model_give_the_same_result(model_and_export, predi
     assert face["score"] == pytest.approx(served["score"], abs=1e-5)
 
 
-def test_output_names_are_unique():
-    assert cli._output_names(["a/x.png", "b/x.mp4", "x", "c/y.jpg"]) == [
-        "x", "x-2", "x-3", "y"
-    ]
+def test_output_names_are_unique(tmp_path):
+    plans = outputs.plan_outputs(["a/x.png", "b/x.mp4", "x", "c/y.jpg"], tmp_path)
+    assert [plan.name for plan in plans] == ["x", "x-2", "x-3", "y"]
+    assert plans[1].json == str(tmp_path / "x-2.json")
+    assert plans[1].targets() == tuple(str(tmp_path / f"x-2{ext}")
+                                       for ext in (".json", ".png", ".mp4"))
 
 
 # --- the library --------------------------------------------------------------
