@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import glob
 import os
+import re
 import sys
 
 import ffseg
@@ -46,6 +48,81 @@ def _probability(text: str) -> float:
     if not 0.0 <= value <= 1.0:
         raise argparse.ArgumentTypeError(f"must be in [0, 1], got {value}")
     return value
+
+
+# --------------------------------------------------------------------------
+# TensorFlow, quietly
+
+# What TensorFlow prints at start-up on a machine without an NVIDIA GPU: the
+# CUDA build looks for a driver and a device, fails, and says so at error
+# level ("failed call to cuInit"), although running on the CPU is all that
+# can happen there. Only these lines are dropped, and only on such machines.
+CUDA_STARTUP_NOISE = re.compile(
+    r"failed call to cuInit|Could not find cuda drivers|cudart_stub\.cc"
+    r"|Unable to register cu(DNN|FFT|BLAS) factory|TF-TRT Warning: Could not find TensorRT"
+    r"|computation placer already registered"
+    r"|^WARNING: All log messages before absl::InitializeLog\(\) is called"
+)
+
+
+def nvidia_gpu_present() -> bool:
+    """Whether this machine shows an NVIDIA device (driver loaded, device node present)."""
+    return bool(glob.glob("/dev/nvidia[0-9]*") or glob.glob("/proc/driver/nvidia/gpus/*")
+                or os.path.exists("/dev/dxg"))  # /dev/dxg: a GPU under WSL
+
+
+def startup_lines_to_show(lines, gpu_present: bool | None = None) -> list[str]:
+    """The start-up lines worth showing: all but the CUDA complaints of a GPU-less machine."""
+    if gpu_present is None:
+        gpu_present = nvidia_gpu_present()
+    if gpu_present:
+        return list(lines)
+    return [line for line in lines if not CUDA_STARTUP_NOISE.search(line)]
+
+
+def import_tensorflow_quietly():
+    """Imports TensorFlow and starts its devices without the no-GPU CUDA error lines.
+
+    On a machine without an NVIDIA GPU every TensorFlow program prints
+    "failed call to cuInit: ... UNKNOWN ERROR (303)" at error level when it
+    first looks for devices. This imports TensorFlow and lists its devices
+    (the moment those lines are printed) with file descriptor 2 captured,
+    then prints back every captured line except those complaints
+    (``CUDA_STARTUP_NOISE``), so genuine errors still show; where a GPU is
+    present nothing is dropped (a failing driver there is a real error).
+    TensorFlow's INFO lines are lowered unless ``TF_CPP_MIN_LOG_LEVEL`` is
+    set; warnings and errors are kept. Call it first thing in a program, as
+    ``ffseg detect``, ``python -m experiments.train`` and ``python -m
+    experiments.evaluate`` do.
+
+    Returns:
+        The ``tensorflow`` module.
+
+    Example:
+
+    ```python
+    from ffseg.cli import import_tensorflow_quietly
+
+    tf = import_tensorflow_quietly()    # no "cuInit" line on a CPU-only machine
+    print(tf.reduce_sum(tf.ones(3)).numpy())   # 3.0
+    ```
+    """
+    if "tensorflow" in sys.modules and getattr(import_tensorflow_quietly, "_done", False):
+        return sys.modules["tensorflow"]
+    from ffseg.inference.probe import capture_native_stderr
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+    lines: list[str] = []
+    try:
+        with capture_native_stderr(lines):
+            import tensorflow as tf
+
+            tf.config.list_physical_devices()
+    finally:
+        for line in startup_lines_to_show(lines):
+            print(line, file=sys.stderr, flush=True)
+    import_tensorflow_quietly._done = True
+    return tf
 
 
 # --------------------------------------------------------------------------
@@ -249,6 +326,7 @@ def _run_detect(args) -> int:
                 f"a .keras file)"
             )
             return EXIT_USAGE
+        import_tensorflow_quietly()
         log: list[str] = []
         try:
             with detect.capture_native_stderr(log):
@@ -264,6 +342,11 @@ def _run_detect(args) -> int:
                 f"{_first_line(error)})"
             )
             return EXIT_USAGE
+        # TensorFlow's own errors while loading are genuine: show them (its
+        # INFO and WARNING lines, and C libraries' chatter, stay captured).
+        for line in startup_lines_to_show(log):
+            if re.match(r"[EF]\d{4} ", line):
+                print(line, file=sys.stderr, flush=True)
         detector = faces.FaceDetector()
 
         status = EXIT_OK
