@@ -35,18 +35,7 @@ CLIP_FRAMES = 12
 
 
 def _recalibrate_batch_norm(model, images):
-    """Sets every BatchNormalization's moving statistics to those of ``images``."""
-    layers = [
-        layer for layer in model._flatten_layers()
-        if isinstance(layer, keras.layers.BatchNormalization)
-    ]
-    assert layers, "FFSeg has no batch normalization layers?"
-    momenta = [layer.momentum for layer in layers]
-    for layer in layers:
-        layer.momentum = 0.0
-    model(images, training=True)
-    for layer, momentum in zip(layers, momenta):
-        layer.momentum = momentum
+    media.recalibrate_batch_norm(model, images)
 
 
 def _face_crop(image, size=299):
