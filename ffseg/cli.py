@@ -347,6 +347,11 @@ def _run_detect(args) -> int:
         for line in startup_lines_to_show(log):
             if re.match(r"[EF]\d{4} ", line):
                 print(line, file=sys.stderr, flush=True)
+        from ffseg.inference.model_card import sample_model_notice
+
+        notice = sample_model_notice(getattr(predictor, "info", None))
+        if notice is not None:
+            print(f"ffseg detect: warning: {args.model}: {notice}", file=sys.stderr, flush=True)
         detector = faces.FaceDetector()
 
         status = EXIT_OK

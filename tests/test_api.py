@@ -19,7 +19,7 @@ import pytest
 import tensorflow as tf
 
 import ffseg
-from ffseg.inference import detect, export, outputs, predictors
+from ffseg.inference import detect, export, model_card, outputs, predictors
 from ffseg.models.ffseg_model import FFSeg
 from ffseg.signal import faces, video
 from tests import media
@@ -45,7 +45,10 @@ def workspace(tmp_path_factory):
     run = folder / "runs" / "sample"
     run.mkdir(parents=True)
     model.save(run / "model.keras")
-    export.export_saved_model(model, str(run / "export"))
+    # As the trainer leaves a `sample` run: its config, and the model card's facts.
+    (run / "config.json").write_text(json.dumps({"data": {"dataset": "ffpp/sample"}}))
+    export.export_saved_model(model, str(run / "export"),
+                              metadata={"dataset": "ffpp/sample", "class_names": ["real", "fake"]})
     assert cv2.imwrite(str(folder / "photo.jpg"), media.astronaut()[:, :, ::-1].copy())
     media.write_clip(folder / "clip.mp4", media.face_clip("astronaut", 6).frames)
     return folder, model
@@ -201,3 +204,37 @@ def test_the_example_script_runs(in_workspace, capsys):
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("score [") and "(1, 299, 299)" in lines[0]
     assert lines[2].startswith("photo.jpg image ") and lines[3].startswith("clip.mp4 video ")
+
+
+# --- the model card ---------------------------------------------------------------
+
+
+def test_a_sample_trained_model_says_so_in_the_json_and_on_stderr(in_workspace, both):
+    import contextlib
+    import io
+
+    from ffseg import cli
+
+    folder, _ = in_workspace
+    with open(folder / "runs" / "sample" / "export" / "ffseg.json") as handle:
+        card = json.load(handle)
+    assert card["dataset"] == "ffpp/sample" and card["trained_on_sample"] is True
+    assert card["image_size"] == IMAGE_SIZE and card["crop_size"] == 299
+    assert card["class_names"] == ["real", "fake"] and card["exported_at"].endswith("+00:00")
+    for predictor in both.values():
+        assert predictor.info["trained_on_sample"] is True
+        (notice, *_) = ffseg.detect_file("photo.jpg", predictor)["warnings"]
+        assert "scores mean nothing on real media" in notice and "FaceForensics++" in notice
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+        status = cli.main(["detect", "photo.jpg", "--model", "runs/sample/export",
+                           "--output", "card", "--no-overlay"])
+    assert status == 0
+    (line,) = stderr.getvalue().splitlines()
+    assert line.startswith("ffseg detect: warning: runs/sample/export: this model was trained "
+                           "on the embedded sample dataset")
+    with open(folder / "card" / "photo.json") as handle:
+        assert json.load(handle)["warnings"][0] == line.split("runs/sample/export: ", 1)[1]
+    # A model trained on FF++ gets no such warning.
+    trained_on_ffpp = {"dataset": "ffpp/c23", "trained_on_sample": False}
+    assert model_card.sample_model_notice(trained_on_ffpp) is None

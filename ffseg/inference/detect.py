@@ -36,6 +36,7 @@ import numpy as np
 from ffseg import timing
 from ffseg.constants import BOX_SCALE, CROP_SIZE
 from ffseg.inference import outputs
+from ffseg.inference.model_card import sample_model_notice
 from ffseg.inference.overlay import DEFAULT_THRESHOLD, even_frame, overlay
 from ffseg.inference.probe import (
     InputError,
@@ -476,6 +477,9 @@ def detect_file(
             reason = getattr(error, "reason", None) or error.strerror or str(error)
             raise outputs.OutputError(final_overlay, reason.replace(overlay_temporary,
                                                                     final_overlay)) from None
+        notice = sample_model_notice(getattr(predictor, "info", None))
+        if notice is not None:
+            result["warnings"] = [notice] + list(result.get("warnings", []))
         model_path = model_path or getattr(predictor, "path", None)
         result["model"] = None if model_path is None else os.path.abspath(model_path)
         if final_overlay is not None:

@@ -22,12 +22,11 @@ import keras
 import tensorflow as tf
 
 from ffseg.constants import CROP_SIZE
+from ffseg.inference.model_card import model_card
 
 SIGNATURE_NAME = "serving_default"
 ENDPOINT_NAME = "detect"
 METADATA_FILE = "ffseg.json"
-
-
 def serving_function(model, crop_size: int = CROP_SIZE, *, semantic_maps: bool = False):
     """The tf.function served: uint8 crops in, named tensors out.
 
@@ -75,17 +74,16 @@ def serving_function(model, crop_size: int = CROP_SIZE, *, semantic_maps: bool =
 def export_saved_model(model, path: str, *, crop_size: int = CROP_SIZE, metadata=None) -> str:
     """Writes `model` as a SavedModel whose `serving_default` serves uint8 crops.
 
-    `metadata` (e.g. the class names and the noise sigma) is written beside
-    the graph as `assets/ffseg.json`-style JSON so a server knows what it has.
+    `metadata` (e.g. the class names and the training dataset) goes into the
+    model card (`model_card`) written beside the graph as `ffseg.json`, so
+    a server, and `ffseg detect`, know what they have.
     """
     archive = keras.export.ExportArchive()
     archive.track(model)
     archive.add_endpoint(ENDPOINT_NAME, serving_function(model, crop_size))
     archive.write_out(path, verbose=False)
-    info = {"crop_size": crop_size, "image_size": int(model.input_shape[1])}
-    info.update(metadata or {})
     with open(os.path.join(path, METADATA_FILE), "w") as f:
-        json.dump(info, f, indent=2, sort_keys=True)
+        json.dump(model_card(model, crop_size, metadata), f, indent=2, sort_keys=True)
     return path
 
 

@@ -138,13 +138,28 @@ class KerasPredictor(_Predictor):
         self.model = _load_keras(self.path)
         self.image_size = int(self.model.input_shape[1])
         self.crop_size = CROP_SIZE
-        self.info = {"image_size": self.image_size, "crop_size": CROP_SIZE}
+        self.info = {"image_size": self.image_size, "crop_size": CROP_SIZE, **_run_facts(path)}
         self._function = serving_function(self.model, CROP_SIZE, semantic_maps=True)
 
     def _serve(self, batch):
         import tensorflow as tf
 
         return {key: value.numpy() for key, value in self._function(tf.constant(batch)).items()}
+
+
+def _run_facts(path: str) -> dict:
+    """The training dataset of a `.keras` file, from its run's `config.json` beside it."""
+    import json
+
+    config_path = os.path.join(os.path.dirname(os.path.abspath(path)), "config.json")
+    try:
+        with open(config_path) as handle:
+            dataset = json.load(handle)["data"]["dataset"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+    from ffseg.inference.model_card import SAMPLE_DATASET
+
+    return {"dataset": dataset, "trained_on_sample": dataset == SAMPLE_DATASET}
 
 
 def _load_keras(path: str):
