@@ -149,6 +149,10 @@ scored frame). <name> is the input's file name without its extension, with
 input itself, or by any file already in OUTPUT. Nothing is ever replaced
 (--overwrite replaces earlier results, never an input); every name is chosen
 before the first input is read.
+
+A model trained on the embedded sample dataset (its export's ffseg.json, or
+the config.json beside a .keras file, says so) is named as such in a warning
+on stderr and in each JSON's warnings: its scores mean nothing on real media.
 """
 
 _DETECT_EPILOG = """\
