@@ -71,13 +71,35 @@ def nvidia_gpu_present() -> bool:
                 or os.path.exists("/dev/dxg"))  # /dev/dxg: a GPU under WSL
 
 
-def startup_lines_to_show(lines, gpu_present: bool | None = None) -> list[str]:
-    """The start-up lines worth showing: all but the CUDA complaints of a GPU-less machine."""
+def startup_lines_to_show(lines, gpu_present: bool | None = None,
+                          min_log_level: int = 0) -> list[str]:
+    """The start-up lines worth showing: all but the CUDA complaints of a GPU-less machine.
+
+    Args:
+        lines: what was printed on file descriptor 2.
+        gpu_present: default ``nvidia_gpu_present()``.
+        min_log_level: TensorFlow's ``TF_CPP_MIN_LOG_LEVEL``, applied to the
+            lines that its logging library prints before it reads the
+            variable (the oneDNN notice): 1 drops INFO, 2 also WARNING lines.
+    """
     if gpu_present is None:
         gpu_present = nvidia_gpu_present()
-    if gpu_present:
-        return list(lines)
-    return [line for line in lines if not CUDA_STARTUP_NOISE.search(line)]
+    below = "I" if min_log_level == 1 else "IW" if min_log_level >= 2 else ""
+    shown = []
+    for line in lines:
+        if below and re.match(rf"[{below}]\d{{4}} ", line):
+            continue
+        if not gpu_present and CUDA_STARTUP_NOISE.search(line):
+            continue
+        shown.append(line)
+    return shown
+
+
+def _min_log_level() -> int:
+    try:
+        return int(os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0"))
+    except ValueError:
+        return 0
 
 
 def import_tensorflow_quietly():
@@ -119,7 +141,7 @@ def import_tensorflow_quietly():
 
             tf.config.list_physical_devices()
     finally:
-        for line in startup_lines_to_show(lines):
+        for line in startup_lines_to_show(lines, min_log_level=_min_log_level()):
             print(line, file=sys.stderr, flush=True)
     import_tensorflow_quietly._done = True
     return tf

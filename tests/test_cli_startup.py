@@ -27,6 +27,10 @@ def test_only_the_cuda_startup_complaints_are_dropped_and_only_without_a_gpu():
     assert cli.startup_lines_to_show(lines, gpu_present=False) == lines[3:]
     # With a GPU, cuInit failing is a broken driver: a real error, shown.
     assert cli.startup_lines_to_show(lines, gpu_present=True) == lines
+    # TF_CPP_MIN_LOG_LEVEL is honoured for the lines printed before TF reads it.
+    assert cli.startup_lines_to_show(lines, gpu_present=True, min_log_level=1) == [
+        lines[0], CUINIT_LINE, genuine, lines[4]]
+    assert cli.startup_lines_to_show(lines, gpu_present=False, min_log_level=2) == [genuine]
 
 
 def test_tensorflow_starts_without_cuda_error_lines_but_real_errors_show():
