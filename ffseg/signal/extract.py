@@ -1,11 +1,12 @@
 """Training examples from one video: face crops, aligned masks, noise labels.
 
 This is the per-video step of the FaceForensics++ builder (no TensorFlow):
-sample frames evenly, find the face in each (dlib, 1.3x square box; see
-``ffseg.faces``), crop the frame and its manipulation mask with the *same*
-box, in lockstep (/work/shared/FFPP.md, "Masks"), and compute the noise label
-of the image crop, the wavelet Wiener residual of paper Eq. 4-5
-(``ffseg.noise``), reduced to one channel.
+sample frames evenly (``video.FrameSample``), find the face in each (dlib,
+1.3x square box; see ``ffseg.signal.faces``), crop the frame and its
+manipulation mask with the *same* box, in lockstep (a mask frame belongs to
+the frame of the same index), and compute the noise label of the image crop,
+the wavelet Wiener residual of paper Eq. 4-5 (``ffseg.signal.noise``),
+reduced to one channel.
 
 Memory. The paper protocol samples up to 1080 frames of a video of up to
 1920x1080, 6.2 MB a frame: 6.7 GB if the sampled frames were held at once.
@@ -114,7 +115,7 @@ def iter_extract_video(
             (``None``: all). Ignored when ``frame_indices`` is given.
         size: side of the square crops (299 for Xception).
         sigma: noise standard deviation of the Wiener denoiser, 0..255 units
-            (5 for c23, 10 for c40; FFPP.md "Noise labels").
+            (5 for c23, 10 for c40; ``ffseg.constants.NOISE_SIGMA``).
         detector: a ``faces.FaceDetector``; default ``FaceDetector()``. Use
             the same settings at inference.
         frame_indices: explicit frame indices instead of even sampling;

@@ -1,8 +1,8 @@
 """Video decoding, frame sampling and encoding for the signal layer (no TensorFlow).
 
 FaceForensics++ (FF++) ships every video, and every manipulation mask, as an
-H.264 MP4 (``raw`` lossless, ``c23`` and ``c40`` x264 at QP 23 and 40; see
-/work/shared/FFPP.md). The paper samples frames evenly over a video,
+H.264 MP4 (``raw`` lossless, ``c23`` and ``c40`` x264 at QP 23 and 40).
+The paper samples frames evenly over a video,
 so this module has to know the *real* number of frames of a file, not just the
 number its container claims, and has to decode exactly the frames it picked.
 
