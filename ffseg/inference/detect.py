@@ -35,6 +35,7 @@ import numpy as np
 
 from ffseg import timing
 from ffseg.constants import BOX_SCALE, CROP_SIZE
+from ffseg.errors import FileError
 from ffseg.inference import outputs
 from ffseg.inference.model_card import sample_model_notice
 from ffseg.inference.overlay import DEFAULT_THRESHOLD, even_frame, overlay
@@ -469,12 +470,13 @@ def detect_file(
                     overlay_path=overlay_temporary, threshold=options.threshold,
                     batch_size=options.batch_size, timings=timings,
                 )
-        except (video.VideoError, OSError) as error:
+        except (FileError, OSError) as error:
             # The overlay's encoder or file failed: name the real output, not its temporary.
             where = getattr(error, "path", None) or getattr(error, "filename", None)
             if overlay_temporary is None or where != overlay_temporary:
                 raise
-            reason = getattr(error, "reason", None) or error.strerror or str(error)
+            reason = (getattr(error, "reason", None) or getattr(error, "strerror", None)
+                      or str(error))
             raise outputs.OutputError(final_overlay, reason.replace(overlay_temporary,
                                                                     final_overlay)) from None
         notice = sample_model_notice(getattr(predictor, "info", None))
