@@ -52,6 +52,9 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=2, help="timed runs; the best counts")
     args = parser.parse_args(argv)
 
+    from ffseg.cli import import_tensorflow_quietly
+
+    import_tensorflow_quietly()  # no CUDA error lines on a machine without a GPU
     from ffseg.inference.export import export_saved_model
     from ffseg.inference.predictors import load_predictor
     from ffseg.models.ffseg_model import FFSeg
@@ -107,11 +110,11 @@ def main(argv=None):
     print("\n".join(timing.share_lines(timings, PARTS, cpu, count)))
     if not args.no_overlay:
         print(f"  x264 encoder process  {encoder:8.2f} s  ({encoder / count * 1e3:.1f} ms/frame, "
-              f"not in the CPU time above)")
+              f"with FFmpeg's frame-count demux; not in the CPU time above)")
 
 
 def _children_cpu() -> float:
-    """CPU seconds of this process's finished child processes (the x264 encoder)."""
+    """CPU seconds of this process's finished child processes (x264, FFmpeg's demuxer)."""
     times = os.times()
     return times.children_user + times.children_system
 

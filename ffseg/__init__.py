@@ -36,8 +36,10 @@ _API = {
     "get_experiment": "ffseg.config",
     "FaceDetector": "ffseg.signal.faces",
     "noise_residual": "ffseg.signal.noise",
+    "load_model": "ffseg.inference.predictors",
     "load_predictor": "ffseg.inference.predictors",
     "detect_file": "ffseg.inference.detect",
+    "FrameSample": "ffseg.signal.video",
     "FileError": "ffseg.errors",
 }
 

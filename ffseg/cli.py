@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import glob
 import os
+import re
 import sys
 
 import ffseg
@@ -49,6 +51,103 @@ def _probability(text: str) -> float:
 
 
 # --------------------------------------------------------------------------
+# TensorFlow, quietly
+
+# What TensorFlow prints at start-up on a machine without an NVIDIA GPU: the
+# CUDA build looks for a driver and a device, fails, and says so at error
+# level ("failed call to cuInit"), although running on the CPU is all that
+# can happen there. Only these lines are dropped, and only on such machines.
+CUDA_STARTUP_NOISE = re.compile(
+    r"failed call to cuInit|Could not find cuda drivers|cudart_stub\.cc"
+    r"|Unable to register cu(DNN|FFT|BLAS) factory|TF-TRT Warning: Could not find TensorRT"
+    r"|computation placer already registered"
+    r"|^WARNING: All log messages before absl::InitializeLog\(\) is called"
+)
+
+
+def nvidia_gpu_present() -> bool:
+    """Whether this machine shows an NVIDIA device (driver loaded, device node present)."""
+    return bool(glob.glob("/dev/nvidia[0-9]*") or glob.glob("/proc/driver/nvidia/gpus/*")
+                or os.path.exists("/dev/dxg"))  # /dev/dxg: a GPU under WSL
+
+
+def startup_lines_to_show(lines, gpu_present: bool | None = None,
+                          min_log_level: int = 0) -> list[str]:
+    """The start-up lines worth showing: all but the CUDA complaints of a GPU-less machine.
+
+    Args:
+        lines: what was printed on file descriptor 2.
+        gpu_present: default ``nvidia_gpu_present()``.
+        min_log_level: TensorFlow's ``TF_CPP_MIN_LOG_LEVEL``, applied to the
+            lines that its logging library prints before it reads the
+            variable (the oneDNN notice): 1 drops INFO, 2 also WARNING lines.
+    """
+    if gpu_present is None:
+        gpu_present = nvidia_gpu_present()
+    below = "I" if min_log_level == 1 else "IW" if min_log_level >= 2 else ""
+    shown = []
+    for line in lines:
+        if below and re.match(rf"[{below}]\d{{4}} ", line):
+            continue
+        if not gpu_present and CUDA_STARTUP_NOISE.search(line):
+            continue
+        shown.append(line)
+    return shown
+
+
+def _min_log_level() -> int:
+    try:
+        return int(os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0"))
+    except ValueError:
+        return 0
+
+
+def import_tensorflow_quietly():
+    """Imports TensorFlow and starts its devices without the no-GPU CUDA error lines.
+
+    On a machine without an NVIDIA GPU every TensorFlow program prints
+    "failed call to cuInit: ... UNKNOWN ERROR (303)" at error level when it
+    first looks for devices. This imports TensorFlow and lists its devices
+    (the moment those lines are printed) with file descriptor 2 captured,
+    then prints back every captured line except those complaints
+    (``CUDA_STARTUP_NOISE``), so genuine errors still show; where a GPU is
+    present nothing is dropped (a failing driver there is a real error).
+    TensorFlow's INFO lines are lowered unless ``TF_CPP_MIN_LOG_LEVEL`` is
+    set; warnings and errors are kept. Call it first thing in a program, as
+    ``ffseg detect``, ``python -m experiments.train`` and ``python -m
+    experiments.evaluate`` do.
+
+    Returns:
+        The ``tensorflow`` module.
+
+    Example:
+
+    ```python
+    from ffseg.cli import import_tensorflow_quietly
+
+    tf = import_tensorflow_quietly()    # no "cuInit" line on a CPU-only machine
+    print(tf.reduce_sum(tf.ones(3)).numpy())   # 3.0
+    ```
+    """
+    if "tensorflow" in sys.modules and getattr(import_tensorflow_quietly, "_done", False):
+        return sys.modules["tensorflow"]
+    from ffseg.inference.probe import capture_native_stderr
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+    lines: list[str] = []
+    try:
+        with capture_native_stderr(lines):
+            import tensorflow as tf
+
+            tf.config.list_physical_devices()
+    finally:
+        for line in startup_lines_to_show(lines, min_log_level=_min_log_level()):
+            print(line, file=sys.stderr, flush=True)
+    import_tensorflow_quietly._done = True
+    return tf
+
+
+# --------------------------------------------------------------------------
 # ffseg detect
 
 _DETECT_DESCRIPTION = """\
@@ -68,15 +167,23 @@ class_probabilities}], and for videos frame_count, frames_scored,
 frames_without_face) and an
 overlay: <name>.png for an image, <name>.mp4 for a video (one frame per
 scored frame). <name> is the input's file name without its extension, with
--2, -3, ... added when two inputs share it.
+-2, -3, ... added when that name is taken: by another input's outputs, by an
+input itself, or by any file already in OUTPUT. Nothing is ever replaced
+(--overwrite replaces earlier results, never an input); every name is chosen
+before the first input is read.
+
+A model trained on the embedded sample dataset (its export's ffseg.json, or
+the config.json beside a .keras file, says so) is named as such in a warning
+on stderr and in each JSON's warnings: its scores mean nothing on real media.
 """
 
 _DETECT_EPILOG = """\
 exit status:
   0  every input was scored and its outputs written
-  1  some inputs failed (each one named on stderr as "ffseg detect: PATH:
-     REASON": not found, neither an image nor a video, corrupt or truncated,
-     no face found); the others were still processed
+  1  some inputs failed (each one named on one line of stderr as "ffseg
+     detect: PATH: REASON": not found, not a readable image or video, corrupt
+     or truncated, no face found, an output that cannot be written); the
+     others were still processed, and a failed input leaves no file behind
   2  usage error: bad arguments, the model cannot be loaded, or OUTPUT cannot
      be created (nothing was processed)
 
@@ -139,23 +246,15 @@ def _add_detect(subparsers) -> None:
         help="write only the JSON files, no overlay images or videos",
     )
     parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace existing files in OUTPUT that have an output's name (earlier results) "
+        "instead of choosing a new name; an input is never replaced",
+    )
+    parser.add_argument(
         "--quiet", action="store_true", help="print nothing on stdout (errors still go to stderr)"
     )
     parser.set_defaults(run=_run_detect)
-
-
-def _output_names(paths) -> list[str]:
-    """The output name of each input: its stem, made unique within the run."""
-    names, used = [], set()
-    for path in paths:
-        stem = os.path.splitext(os.path.basename(os.path.normpath(path)))[0] or "input"
-        name, number = stem, 1
-        while name in used:
-            number += 1
-            name = f"{stem}-{number}"
-        used.add(name)
-        names.append(name)
-    return names
 
 
 @contextlib.contextmanager
@@ -194,12 +293,16 @@ def _first_line(error: BaseException) -> str:
     return text.splitlines()[0] if text else type(error).__name__
 
 
+def _one_line(text: str) -> str:
+    """A message on one line: the command promises one line per failed input."""
+    return "; ".join(line.strip() for line in str(text).splitlines() if line.strip())
+
+
 def _reason(path: str, error: BaseException) -> str:
     """The error's reason, without a repeated ``path:`` prefix."""
-    from ffseg.inference.detect import InputError
-    from ffseg.signal import faces, video
+    from ffseg.errors import FileError
 
-    if isinstance(error, (InputError, video.VideoError, faces.NoFaceError)):
+    if isinstance(error, FileError):
         if error.path is None or os.path.abspath(error.path) == os.path.abspath(path):
             return error.reason
         return f"{error.path}: {error.reason}"  # e.g. the overlay video could not be written
@@ -209,7 +312,7 @@ def _reason(path: str, error: BaseException) -> str:
     return f"{type(error).__name__}: {_first_line(error)}"
 
 
-def _summary(path: str, result: dict) -> str:
+def _summary(path: str, result: dict, json_path: str) -> str:
     verdict = result["verdict"]
     faces_found = sum(len(frame["faces"]) for frame in result["frames"])
     if result["kind"] == "image":
@@ -219,7 +322,7 @@ def _summary(path: str, result: dict) -> str:
             f"video, {result['frames_scored']} of {result['frame_count']} frames scored, "
             f"{result['frames_without_face']} without a face"
         )
-    return f"{path}: {detail}; {verdict['label']} ({verdict['score']:.3f}) -> {result['json']}"
+    return f"{path}: {detail}; {verdict['label']} ({verdict['score']:.3f}) -> {json_path}"
 
 
 def _run_detect(args) -> int:
@@ -227,7 +330,7 @@ def _run_detect(args) -> int:
     from ffseg.signal import faces
 
     def fail(message: str) -> None:
-        print(f"ffseg detect: {message}", file=sys.stderr, flush=True)
+        print(f"ffseg detect: {_one_line(message)}", file=sys.stderr, flush=True)
 
     with _quiet_native_logs():
         try:
@@ -235,12 +338,21 @@ def _run_detect(args) -> int:
         except OSError as error:
             fail(f"{args.output}: cannot create the output folder ({error.strerror or error})")
             return EXIT_USAGE
+        if not os.path.isdir(args.output):
+            fail(f"{args.output}: not a folder")
+            return EXIT_USAGE
+        from ffseg.inference.outputs import plan_outputs
+
+        # Every output name is chosen now, before any input is read.
+        plans = plan_outputs(args.paths, args.output, overlay=args.overlay,
+                             overwrite=args.overwrite)
         if not os.path.exists(args.model):
             fail(
                 f"{args.model}: no such model (expected an exported SavedModel folder or "
                 f"a .keras file)"
             )
             return EXIT_USAGE
+        import_tensorflow_quietly()
         log: list[str] = []
         try:
             with detect.capture_native_stderr(log):
@@ -256,21 +368,29 @@ def _run_detect(args) -> int:
                 f"{_first_line(error)})"
             )
             return EXIT_USAGE
+        # TensorFlow's own errors while loading are genuine: show them (its
+        # INFO and WARNING lines, and C libraries' chatter, stay captured).
+        for line in startup_lines_to_show(log):
+            if re.match(r"[EF]\d{4} ", line):
+                print(line, file=sys.stderr, flush=True)
+        from ffseg.inference.model_card import sample_model_notice
+
+        notice = sample_model_notice(getattr(predictor, "info", None))
+        if notice is not None:
+            print(f"ffseg detect: warning: {args.model}: {notice}", file=sys.stderr, flush=True)
         detector = faces.FaceDetector()
 
         status = EXIT_OK
-        for path, name in zip(args.paths, _output_names(args.paths)):
+        for path, plan in zip(args.paths, plans):
             try:
                 result = detect.detect_file(
                     path,
                     predictor,
                     detector,
-                    output_dir=args.output,
-                    name=name,
+                    output_paths=plan,
                     num_frames=args.frames,
                     threshold=args.threshold,
                     batch_size=args.batch_size,
-                    overlay_output=args.overlay,
                     model_path=args.model,
                 )
             except KeyboardInterrupt:
@@ -280,7 +400,7 @@ def _run_detect(args) -> int:
                 status = EXIT_INPUT_FAILED
                 continue
             if not args.quiet:
-                print(_summary(path, result), flush=True)
+                print(_summary(path, result, plan.json), flush=True)
         return status
 
 

@@ -246,3 +246,26 @@ def iou(a: np.ndarray, b: np.ndarray) -> float:
     a, b = np.asarray(a) > 0, np.asarray(b) > 0
     union = np.logical_or(a, b).sum()
     return 1.0 if union == 0 else float(np.logical_and(a, b).sum() / union)
+
+
+def recalibrate_batch_norm(model, images) -> None:
+    """Sets every BatchNormalization's moving statistics to those of ``images``.
+
+    An untrained FFSeg has the batch-norm statistics of an empty network and
+    scores every face exactly 0.5, which would let a test that mixes up
+    faces pass; after one forward pass in training mode with momentum 0,
+    different faces get different scores and non-trivial maps.
+    """
+    import keras
+
+    layers = [
+        layer for layer in model._flatten_layers()
+        if isinstance(layer, keras.layers.BatchNormalization)
+    ]
+    assert layers, "FFSeg has no batch normalization layers?"
+    momenta = [layer.momentum for layer in layers]
+    for layer in layers:
+        layer.momentum = 0.0
+    model(images, training=True)
+    for layer, momentum in zip(layers, momenta):
+        layer.momentum = momentum

@@ -23,7 +23,7 @@ import pytest
 import tensorflow as tf
 
 from ffseg import cli
-from ffseg.inference import detect
+from ffseg.inference import detect, outputs
 from ffseg.inference.export import export_saved_model
 from ffseg.inference.predictors import load_predictor
 from ffseg.models.ffseg_model import FFSeg
@@ -35,18 +35,7 @@ CLIP_FRAMES = 12
 
 
 def _recalibrate_batch_norm(model, images):
-    """Sets every BatchNormalization's moving statistics to those of ``images``."""
-    layers = [
-        layer for layer in model._flatten_layers()
-        if isinstance(layer, keras.layers.BatchNormalization)
-    ]
-    assert layers, "FFSeg has no batch normalization layers?"
-    momenta = [layer.momentum for layer in layers]
-    for layer in layers:
-        layer.momentum = 0.0
-    model(images, training=True)
-    for layer, momentum in zip(layers, momenta):
-        layer.momentum = momentum
+    media.recalibrate_batch_norm(model, images)
 
 
 def _face_crop(image, size=299):
@@ -319,10 +308,12 @@ def test_keras_file_and_saved_model_give_the_same_result(model_and_export, predi
     assert face["score"] == pytest.approx(served["score"], abs=1e-5)
 
 
-def test_output_names_are_unique():
-    assert cli._output_names(["a/x.png", "b/x.mp4", "x", "c/y.jpg"]) == [
-        "x", "x-2", "x-3", "y"
-    ]
+def test_output_names_are_unique(tmp_path):
+    plans = outputs.plan_outputs(["a/x.png", "b/x.mp4", "x", "c/y.jpg"], tmp_path)
+    assert [plan.name for plan in plans] == ["x", "x-2", "x-3", "y"]
+    assert plans[1].json == str(tmp_path / "x-2.json")
+    assert plans[1].targets() == tuple(str(tmp_path / f"x-2{ext}")
+                                       for ext in (".json", ".png", ".mp4"))
 
 
 # --- the library --------------------------------------------------------------
@@ -540,3 +531,122 @@ def test_paths_with_spaces_and_non_ascii_characters(model_and_export, inputs, tm
     assert _load(str(output), "photo é")["input"] == str(photo)
     assert _load(str(output), "clip 中文")["frames_scored"] == CLIP_FRAMES
     assert video.video_info(output / "clip 中文.mp4")["frame_count"] == CLIP_FRAMES
+
+
+# --- outputs never replace anything --------------------------------------------
+
+
+def _digest(path):
+    import hashlib
+
+    with open(path, "rb") as handle:
+        return hashlib.sha256(handle.read()).hexdigest()
+
+
+def test_detect_into_the_inputs_folder_replaces_nothing(model_and_export, inputs, tmp_path):
+    # The reported trap: talk.mkv's overlay went to talk.mp4, an input not
+    # yet read, which was then scored as itself; portrait.json, an earlier
+    # result, was replaced silently.
+    import shutil
+
+    paths, _ = inputs
+    folder = tmp_path / "ow"
+    folder.mkdir()
+    media.remux(paths["clip"], folder / "talk.mkv")
+    shutil.copy(paths["clip"], folder / "talk.mp4")
+    shutil.copy(paths["photo"], folder / "portrait.png")
+    (folder / "portrait.json").write_text('{"earlier": "result"}\n')
+    before = {name: _digest(folder / name) for name in os.listdir(folder)}
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+        status = cli.main(["detect", str(folder / "talk.mkv"), str(folder / "talk.mp4"),
+                           str(folder / "portrait.png"), "--model", model_and_export[1],
+                           "--output", str(folder)])
+    assert status == 0, stderr.getvalue()
+    assert {name: _digest(folder / name) for name in before} == before
+    assert sorted(set(os.listdir(folder)) - set(before)) == [
+        "portrait-2.json", "portrait-2.png", "talk-2.json", "talk-2.mp4",
+        "talk-3.json", "talk-3.mp4",
+    ]
+    assert _load(str(folder), "talk-2")["input"] == str(folder / "talk.mkv")
+    assert _load(str(folder), "talk-3")["input"] == str(folder / "talk.mp4")
+    assert _load(str(folder), "talk-3")["overlay"] == str(folder / "talk-3.mp4")
+    for name in ("talk-2", "talk-3"):
+        assert _load(str(folder), name)["frames_scored"] == CLIP_FRAMES
+    assert f"-> {folder / 'portrait-2.json'}" in stdout.getvalue()
+
+    # --overwrite replaces the earlier result, never an input.
+    with contextlib.redirect_stdout(io.StringIO()):
+        status = cli.main(["detect", str(folder / "portrait.png"), str(folder / "talk.mp4"),
+                           "--model", model_and_export[1], "--output", str(folder),
+                           "--overwrite", "--no-overlay"])
+    assert status == 0
+    assert _load(str(folder), "portrait")["input"] == str(folder / "portrait.png")
+    assert _digest(folder / "talk.mp4") == before["talk.mp4"]
+    # Without overlays only <name>.json is needed: talk.json is free.
+    assert _load(str(folder), "talk")["input"] == str(folder / "talk.mp4")
+    assert _load(str(folder), "talk-2")["input"] == str(folder / "talk.mkv")
+    assert not [name for name in os.listdir(folder) if "partial" in name]
+
+
+def test_a_failed_write_leaves_nothing_and_names_the_real_path(predictor, inputs, tmp_path):
+    paths, _ = inputs
+    for overwrite in (False, True):
+        folder = tmp_path / f"out-{overwrite}"
+        (plan,) = outputs.plan_outputs([paths["clip"]], folder, overwrite=overwrite)
+        # Something takes the JSON's name after the names were chosen: a folder.
+        os.makedirs(plan.json)
+        with pytest.raises(outputs.OutputError) as info:
+            detect.detect_file(paths["clip"], predictor, output_paths=plan)
+        assert info.value.path == plan.json and "partial" not in str(info.value)
+        assert os.listdir(folder) == ["clip.json"] and os.path.isdir(plan.json)
+
+
+def test_an_encoder_failure_is_one_line_naming_the_real_output(
+    model_and_export, inputs, tmp_path, monkeypatch
+):
+    paths, _ = inputs
+    monkeypatch.setattr(detect, "OVERLAY_CODEC", "no_such_encoder")
+    output = tmp_path / "out"
+    stderr = io.StringIO()
+    with contextlib.redirect_stderr(stderr):
+        status = cli.main(["detect", paths["clip"], "--model", model_and_export[1],
+                           "--output", str(output)])
+    assert status == 1
+    (line,) = stderr.getvalue().splitlines()
+    assert line.startswith(f"ffseg detect: {paths['clip']}: {output / 'clip.mp4'}: ffmpeg "), line
+    assert "no_such_encoder" in line and "partial" not in line
+    assert os.listdir(output) == []
+
+
+# --- only images and real videos count ------------------------------------------
+
+
+def test_text_and_bytes_are_refused_as_not_media(model_and_export, inputs, tmp_path):
+    # FFmpeg renders a .txt (tty demuxer) or a .bin of random bytes (bin
+    # demuxer) as a "video" of characters; OpenCV opens them.
+    paths, _ = inputs
+    text = "Meeting notes, not a picture.\n" * 60
+    files = {
+        "noise.bin": media.random_bytes(tmp_path / "noise.bin", size=16_000),
+        "notes.txt": str(tmp_path / "notes.txt"),
+        "notes.mp4": str(tmp_path / "notes.mp4"),
+    }
+    for name in ("notes.txt", "notes.mp4"):
+        with open(files[name], "w") as handle:
+            handle.write(text)
+    for name in ("noise.bin", "notes.txt"):
+        assert cv2.VideoCapture(files[name], cv2.CAP_FFMPEG).isOpened(), name
+    output = tmp_path / "out"
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+        status = cli.main(["detect", *files.values(), paths["clip"], "--model",
+                           model_and_export[1], "--output", str(output), "--no-overlay"])
+    assert status == 1
+    lines = stderr.getvalue().splitlines()
+    assert len(lines) == 3, lines
+    for line, path in zip(lines, files.values()):
+        assert line.startswith(f"ffseg detect: {path}: not a readable image or video: "), line
+        assert "face" not in line
+    assert stdout.getvalue().startswith(f"{paths['clip']}: video, {CLIP_FRAMES} of")
+    assert os.listdir(output) == ["clip.json"]

@@ -317,3 +317,41 @@ def test_write_video_reports_encoder_failure(tmp_path):
     with pytest.raises(video.VideoError, match="ffmpeg"):
         video.write_video(tmp_path / "x.mp4", [np.zeros((32, 48, 3), np.uint8)],
                           codec="no_such_encoder")
+
+
+def test_text_and_bytes_rendered_as_art_are_not_videos(tmp_path, clip_file):
+    # OpenCV's FFmpeg opens these: a text file through the tty demuxer (ANSI
+    # art), random bytes named .bin through the bin demuxer (BinText). Raw
+    # video in AVI has no FOURCC either, and stays a video.
+    import cv2
+
+    text = tmp_path / "notes.txt"
+    text.write_text("Meeting notes, not a video.\n" * 60)
+    binary = media.random_bytes(tmp_path / "dump.bin", size=16_000)
+    for path in (text, binary):
+        assert cv2.VideoCapture(str(path), cv2.CAP_FFMPEG).isOpened()
+        error = raises_naming(path, "cannot be opened as a video")
+        assert "text art" in error.reason or "ANSI art" in error.reason
+        raises_naming(path, "cannot be opened as a video", video.video_info)
+    path, originals = clip_file
+    raw = tmp_path / "raw.avi"
+    media.ffmpeg("-i", path, "-c:v", "rawvideo", "-pix_fmt", "bgr24", str(raw))
+    indices, frames = video.sample_frames(raw, 4)
+    assert identify(frames, originals) == indices.tolist() == [0, 10, 19, 29]
+
+
+def test_iter_sampled_frames_is_the_sample_over_the_verified_count(clip_file, tmp_path):
+    path, originals = clip_file
+    avi = media.remux(path, tmp_path / "bars.avi")  # the container overstates its count
+    sample = video.FrameSample(avi, 7)
+    assert sample.reported_frame_count > 30 and sample.frame_count == 30
+    assert len(sample) == 7 and (sample.width, sample.height) == (160, 96)
+    items = list(video.iter_sampled_frames(avi, 7))
+    assert [i for i, _ in items] == video.sample_indices(30, 7).tolist()
+    assert identify([f for _, f in items], originals) == [i for i, _ in items]
+    # A truncated file fails before a single frame is handed out.
+    faststart = media.remux(path, tmp_path / "fast.mp4", "-movflags", "+faststart")
+    cut = media.truncate(faststart, tmp_path / "cut.mp4", 0.7)
+    frames = video.iter_sampled_frames(cut, 7)
+    with pytest.raises(video.VideoError, match="truncated or corrupt"):
+        next(frames)

@@ -1,9 +1,9 @@
 """Scoring every face of an image or a video: the library side of ``ffseg detect``.
 
 Faces are found, boxed and cropped exactly as the training data was
-(/work/shared/FFPP.md, "Faces"; ``ffseg.extract``): ``faces.FaceDetector()``
-with its default settings, ``faces.face_box(..., scale=1.3)`` and
-``faces.crop(frame, box, 299)``. A model trained on one crop geometry and
+(``ffseg.signal.extract``): ``faces.FaceDetector()`` with its default
+settings, the face box enlarged 1.3x into a square and cropped to 299 x 299
+(``BOX_SCALE``, ``CROP_SIZE``). A model trained on one crop geometry and
 shown another collapses, so none of this is configurable here.
 
 Unlike training, which keeps only the largest face of a frame, every face of
@@ -11,12 +11,14 @@ a frame is scored; the largest one is marked (``largest``), and a video's
 verdict is the mean, over the frames that have a face, of the score of that
 frame's largest face (the frame-to-video rule of ``ffseg.evaluation``).
 
-Videos are streamed: frames are decoded one at a time (``video.iter_frames``),
-their crops are batched through the model, and overlay frames are encoded as
-soon as their batch is scored (``video.write_video`` consumes a generator),
-so memory holds one batch of frames whatever the length of the video.
+Videos are streamed: the sampled frames come one at a time from
+``video.FrameSample`` (the evenly spaced frames of training, over the
+verified frame count), their crops are batched through the model, and
+overlay frames are encoded as soon as their batch is scored
+(``video.write_video`` consumes a generator), so memory holds one batch of
+frames whatever the length of the video.
 
-The predictor is anything with ``predict(uint8 crops [N, 299, 299, 3]) ->
+The predictor is anything with ``predict(uint8 crops [N, S, S, 3]) ->
 {"score": [N], "localization_map": [N, 299, 299], ...}``, e.g.
 ``ffseg.inference.predictors.load_predictor(path)``. This module never imports
 TensorFlow itself.
@@ -24,25 +26,36 @@ TensorFlow itself.
 
 from __future__ import annotations
 
-import contextlib
+import dataclasses
 import json
 import os
-import sys
-import tempfile
 from typing import Iterable, Iterator
 
-import cv2
 import numpy as np
 
 from ffseg import timing
-from ffseg.constants import BOX_SCALE, CROP_SIZE, image_format
+from ffseg.constants import BOX_SCALE, CROP_SIZE
 from ffseg.errors import FileError
+from ffseg.inference import outputs
+from ffseg.inference.model_card import sample_model_notice
+from ffseg.inference.overlay import DEFAULT_THRESHOLD, even_frame, overlay
+from ffseg.inference.probe import (
+    InputError,
+    capture_native_stderr,
+    check_input,
+    probe,
+    read_image,
+)
 from ffseg.signal import faces, video
 from ffseg.timing import timed
 
 __all__ = [
     "DEFAULT_NUM_FRAMES",
+    "DEFAULT_BATCH_SIZE",
+    "DEFAULT_THRESHOLD",
     "BOX_SCALE",
+    "OVERLAY_CODEC",
+    "DetectOptions",
     "InputError",
     "read_image",
     "probe",
@@ -59,145 +72,33 @@ __all__ = [
 # bounded while a video verdict still averages many frames.
 DEFAULT_NUM_FRAMES = 300
 DEFAULT_BATCH_SIZE = 16
-DEFAULT_THRESHOLD = 0.5
+# The overlay video's encoder (H.264, as FF++ ships its videos).
+OVERLAY_CODEC = "libx264"
 
 
-class InputError(FileError):
-    """An input file that is neither a readable image nor a readable video:
-    `InputError(path, reason)`."""
+@dataclasses.dataclass(frozen=True)
+class DetectOptions:
+    """How an input is scored.
 
-
-@contextlib.contextmanager
-def capture_native_stderr(messages: list):
-    """Collects what C libraries print on file descriptor 2 into ``messages``.
-
-    libjpeg, libpng and FFmpeg write their complaints straight to fd 2 while
-    a file is being probed ("Premature end of JPEG file", "moov atom not
-    found"), and TensorFlow logs a screenful when it is imported, whatever
-    ``TF_CPP_MIN_LOG_LEVEL`` says. They must not spill around the one-line
-    errors that ``ffseg detect`` prints, so they are captured; a decoded
-    image keeps its decoder's lines as warnings. Python's own ``sys.stderr``
-    writes made meanwhile are captured too: keep the block short.
+    Args:
+        num_frames: frames to score per video, evenly spaced as at training
+            time (``video.sample_indices``); a video with no more frames than
+            this is scored in full. ``None``: every frame.
+        threshold: a score at or above it is labelled fake.
+        batch_size: faces per model call (and most frames held in memory).
     """
-    try:
-        sys.stderr.flush()
-    except (AttributeError, ValueError):
-        pass
-    try:
-        saved = os.dup(2)
-    except OSError:  # no fd 2 (an embedded interpreter): nothing to capture
-        yield
-        return
-    with tempfile.TemporaryFile() as capture:
-        os.dup2(capture.fileno(), 2)
-        try:
-            yield
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            capture.seek(0)
-            text = capture.read().decode(errors="replace")
-            messages.extend(line.strip() for line in text.splitlines() if line.strip())
 
+    num_frames: int | None = DEFAULT_NUM_FRAMES
+    threshold: float = DEFAULT_THRESHOLD
+    batch_size: int = DEFAULT_BATCH_SIZE
 
-# --------------------------------------------------------------------------
-# Reading inputs
-
-
-def _check_input(path: str) -> None:
-    if not os.path.exists(path):
-        raise InputError(path, "file not found")
-    if os.path.isdir(path):
-        raise InputError(path, "is a folder, not an image or a video file")
-    if not os.path.isfile(path):
-        raise InputError(path, "not a regular file")
-    if os.path.getsize(path) == 0:
-        raise InputError(path, "file is empty (0 bytes)")
-    if not os.access(path, os.R_OK):
-        raise InputError(path, "permission denied")
-
-
-def read_image(path) -> tuple[np.ndarray | None, list[str]]:
-    """Decodes a still image with OpenCV.
-
-    Returns:
-        ``(image, warnings)``: the HxWx3 RGB uint8 image (EXIF orientation
-        applied, alpha dropped, 16-bit scaled to 8), or ``None`` when OpenCV
-        cannot read the file as an image; and the decoder's warnings (e.g. a
-        truncated JPEG decodes, grey at the bottom, with "Premature end of
-        JPEG file").
-    """
-    path = os.fspath(path)
-    messages: list[str] = []
-    with capture_native_stderr(messages):
-        bgr = cv2.imread(path, cv2.IMREAD_COLOR)
-    if bgr is None or bgr.size == 0:
-        return None, messages
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), messages
-
-
-def probe(path) -> tuple[str, object, list[str]]:
-    """Decides whether ``path`` is an image or a video, image first.
-
-    An image file that holds several pictures (an animated GIF, PNG or WebP)
-    is a video when FFmpeg reads it as one.
-
-    Returns:
-        ``("image", rgb_frame, warnings)`` or ``("video", info, [])`` where
-        ``info`` is ``video.video_info(path, exact=False)``.
-
-    Raises:
-        InputError: missing, empty, unreadable, or neither an image OpenCV
-            decodes nor a video its FFmpeg backend opens.
-    """
-    path = os.fspath(path)
-    _check_input(path)
-    image, warnings = read_image(path)
-    if image is not None:
-        pages = _image_count(path)
-        if pages > 1:
-            # An animated GIF, PNG or WebP: score it as the video it is, if
-            # FFmpeg reads it as one; otherwise (a multi-page TIFF) say that
-            # only the first picture was scored.
-            messages: list[str] = []
-            try:
-                with capture_native_stderr(messages):
-                    info = video.video_info(path, exact=True)  # small files: count them
-            except video.VideoError:
-                info = {"frame_count": 0}
-            if info["frame_count"] > 1:
-                return "video", info, []
-            warnings = warnings + [f"the file holds {pages} images; only the first was scored"]
-        return "image", image, warnings
-    kind = _image_signature(path)
-    if kind is not None:
-        detail = f": {warnings[-1]}" if warnings else ""
-        raise InputError(path, f"a {kind} image that OpenCV cannot decode (corrupt, "
-                               f"truncated or unsupported{detail})")
-    messages: list[str] = []
-    try:
-        with capture_native_stderr(messages):
-            info = video.video_info(path, exact=False)
-    except video.VideoError as error:
-        raise InputError(path, f"not a readable image or video: {error.reason}") from None
-    return "video", info, []
-
-
-def _image_count(path: str) -> int:
-    """How many pictures an image file holds (frames of an animation, pages of a TIFF)."""
-    messages: list[str] = []
-    try:
-        with capture_native_stderr(messages):
-            return int(cv2.imcount(path))
-    except cv2.error:
-        return 1
-
-
-def _image_signature(path: str) -> str | None:
-    """The image format a file's first bytes announce, if any."""
-    with open(path, "rb") as handle:
-        head = handle.read(16)
-    return image_format(head)
+    def __post_init__(self):
+        if self.num_frames is not None and int(self.num_frames) < 1:
+            raise ValueError(f"num_frames must be >= 1 or None, got {self.num_frames}")
+        if int(self.batch_size) < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        if not 0.0 <= float(self.threshold) <= 1.0:
+            raise ValueError(f"threshold must be in [0, 1], got {self.threshold}")
 
 
 # --------------------------------------------------------------------------
@@ -314,86 +215,6 @@ def score_frames(
 
 
 # --------------------------------------------------------------------------
-# Drawing
-
-
-def _colour(score: float, threshold: float) -> tuple[int, int, int]:
-    return (230, 40, 40) if score >= threshold else (40, 200, 40)  # RGB red / green
-
-
-def _label(image, text, origin, colour, scale, thickness) -> None:
-    """Text on a filled box, placed above ``origin`` (or below, at the top edge)."""
-    font = cv2.FONT_HERSHEY_SIMPLEX
-    (width, height), baseline = cv2.getTextSize(text, font, scale, thickness)
-    x, y = int(origin[0]), int(origin[1])
-    pad = max(2, thickness)
-    top = y - height - baseline - 2 * pad
-    if top < 0:  # no room above: put the label inside, under the top edge
-        top = y
-    x = min(max(x, 0), max(image.shape[1] - width - 2 * pad, 0))
-    cv2.rectangle(image, (x, top), (x + width + 2 * pad, top + height + baseline + 2 * pad),
-                  colour, -1)
-    cv2.putText(image, text, (x + pad, top + pad + height), font, scale, (255, 255, 255),
-                thickness, cv2.LINE_AA)
-
-
-def overlay(
-    frame: np.ndarray,
-    face_records: list[dict],
-    maps: list[np.ndarray],
-    *,
-    threshold: float = DEFAULT_THRESHOLD,
-    alpha: float = 0.45,
-    caption: str | None = None,
-) -> np.ndarray:
-    """Draws localization heatmaps, boxes and scores over a copy of ``frame``.
-
-    Each face's [299, 299] map (0..1) is coloured with OpenCV's JET colour
-    map (blue = pristine, red = manipulated), resized to the face's crop box
-    and alpha-blended over it; the box is drawn in red for a score at or
-    above ``threshold`` (fake) and green below it, thicker for the largest
-    face, with "fake 0.93" / "real 0.12" above it. ``caption`` (e.g. the
-    video verdict so far) is written in the top-left corner.
-
-    Args:
-        frame: HxWx3 RGB uint8.
-        face_records: ``[{"box": [x0, y0, x1, y1], "score": float,
-            "largest": bool}, ...]``, as ``score_frames`` yields them.
-        maps: one float [h, w] map in [0, 1] per face.
-
-    Returns:
-        A new HxWx3 RGB uint8 frame.
-    """
-    if len(face_records) != len(maps):
-        raise ValueError(f"{len(face_records)} faces but {len(maps)} maps")
-    image = np.array(frame, dtype=np.uint8, copy=True)
-    side = max(image.shape[:2])
-    thickness = max(1, int(round(side / 400)))
-    scale = max(0.4, side / 1200)
-    for record, manipulation in zip(face_records, maps):
-        x0, y0, x1, y1 = (int(v) for v in record["box"])
-        if x1 <= x0 or y1 <= y0:
-            continue
-        levels = np.clip(np.asarray(manipulation, np.float32) * 255.0 + 0.5, 0, 255)
-        heat = cv2.applyColorMap(levels.astype(np.uint8), cv2.COLORMAP_JET)
-        heat = cv2.cvtColor(heat, cv2.COLOR_BGR2RGB)
-        heat = cv2.resize(heat, (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR)
-        region = image[y0:y1, x0:x1]
-        image[y0:y1, x0:x1] = cv2.addWeighted(region, 1.0 - alpha, heat, alpha, 0.0)
-    for record in face_records:
-        x0, y0, x1, y1 = (int(v) for v in record["box"])
-        score = float(record["score"])
-        colour = _colour(score, threshold)
-        width = thickness * (2 if record.get("largest") else 1)
-        cv2.rectangle(image, (x0, y0), (x1 - 1, y1 - 1), colour, width)
-        word = "fake" if score >= threshold else "real"
-        _label(image, f"{word} {score:.2f}", (x0, y0), colour, scale, thickness)
-    if caption:
-        _label(image, caption, (0, 0), (40, 40, 40), scale, thickness)
-    return image
-
-
-# --------------------------------------------------------------------------
 # Images and videos
 
 
@@ -417,6 +238,280 @@ def _provenance(predictor, detector) -> dict:
         "crop_size": _crop_size(predictor),
         "model_info": dict(getattr(predictor, "info", {}) or {}),
     }
+
+
+class _VideoScores:
+    """What a video's scored frames add up to, frame by frame (the JSON's frames and verdict)."""
+
+    def __init__(self):
+        self.frames: list[dict] = []
+        self.largest_scores: list[float] = []
+        self.without_face = 0
+
+    def add(self, index: int, records: list[dict]) -> None:
+        self.frames.append(_frame_entry(index, records))
+        if records:
+            self.largest_scores.append(next(r["score"] for r in records if r["largest"]))
+        else:
+            self.without_face += 1
+
+    def follow(self, scored: Iterable) -> Iterator:
+        """Passes ``score_frames``' items on, adding each as it goes by."""
+        for item in scored:
+            self.add(item[0], item[2])
+            yield item
+
+    def caption(self, index: int, threshold: float) -> str | None:
+        """The running verdict written on the overlay's frame ``index``."""
+        if not self.largest_scores:
+            return None
+        mean = float(np.mean(self.largest_scores))
+        word = "fake" if mean >= threshold else "real"
+        return f"frame {index}  video so far: {word} {mean:.2f}"
+
+
+def _overlay_frames(scored: Iterable, scores: _VideoScores, threshold: float,
+                    timings) -> Iterator[np.ndarray]:
+    """The overlay video's frames, drawn as their batch is scored."""
+    for index, frame, records, maps in scored:
+        with timed(timings, "draw"):
+            image = even_frame(overlay(frame, records, maps, threshold=threshold,
+                                       caption=scores.caption(index, threshold)))
+        start = timing.clock()
+        yield image  # the encoder takes it while this generator waits
+        if timings is not None:
+            timings["encode"] = timings.get("encode", 0.0) + timing.clock() - start
+
+
+def detect_video(
+    path,
+    predictor,
+    detector: faces.FaceDetector | None = None,
+    *,
+    num_frames: int | None = DEFAULT_NUM_FRAMES,
+    overlay_path=None,
+    threshold: float = DEFAULT_THRESHOLD,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    timings: dict | None = None,
+) -> dict:
+    """Scores every face of the sampled frames of a video, streaming.
+
+    Args:
+        path: the video file.
+        predictor: see the module docstring.
+        detector: default ``faces.FaceDetector()``, the training detector.
+        num_frames, threshold, batch_size: see ``DetectOptions``.
+        overlay_path: where to write the overlay video (H.264 MP4 through
+            ``video.write_video``), or ``None``. It has one frame per scored
+            frame, at the frame rate that keeps the video's duration (at
+            least 1 frame/s). Left out (removed) when the video fails.
+        timings: optional dict, see ``score_frames``; also ``"draw"`` and
+            ``"encode"`` (time spent by the overlay encoder).
+
+    Returns:
+        ``{"input", "kind": "video", "width", "height", "fps",
+        "frame_count", "frames_scored", "frames_without_face", "frames":
+        [{"index", "faces": [...]}], "verdict": {"score", "label",
+        "threshold"}, ...}``, where the verdict score is the mean over frames
+        with a face of the largest face's score.
+
+    Raises:
+        video.VideoError: unreadable, corrupt or truncated video.
+        faces.NoFaceError: no face in any scored frame.
+    """
+    path = os.fspath(path)
+    options = DetectOptions(num_frames=num_frames, threshold=threshold, batch_size=batch_size)
+    detector = detector or faces.FaceDetector()
+    if overlay_path is not None:
+        overlay_path = os.fspath(overlay_path)
+        if _same_file(path, overlay_path):
+            raise InputError(path, f"the overlay would overwrite the input ({overlay_path})")
+    with timed(timings, "decode"):
+        sample = video.FrameSample(path, options.num_frames)
+    every_frame = len(sample) == sample.frame_count
+    fps = sample.fps if np.isfinite(sample.fps) and sample.fps > 0 else 25.0
+    scores = _VideoScores()
+    scored = scores.follow(
+        score_frames(sample, predictor, detector, batch_size=options.batch_size, timings=timings)
+    )
+    try:
+        if overlay_path is None:
+            for _ in scored:
+                pass
+        else:
+            overlay_fps = fps if every_frame else max(1.0, fps * len(sample) / sample.frame_count)
+            video.write_video(
+                overlay_path, _overlay_frames(scored, scores, options.threshold, timings),
+                fps=round(overlay_fps, 4), codec=OVERLAY_CODEC,
+            )
+        if not scores.largest_scores:
+            limit = faces.size_limit(detector, (sample.height, sample.width))
+            raise faces.NoFaceError(
+                path, f"no face found in any of {len(scores.frames)} scored frames{limit}"
+            )
+    except BaseException:
+        outputs.remove_quietly(overlay_path)
+        raise
+    result = {
+        "input": os.path.abspath(path),
+        "kind": "video",
+        "width": sample.width,
+        "height": sample.height,
+        "fps": fps,
+        "frame_count": sample.frame_count,
+        "frames_scored": len(scores.frames),
+        "frames_without_face": scores.without_face,
+        "sampling": "every frame" if every_frame else f"{len(sample)} evenly spaced frames",
+        "verdict": _verdict(scores.largest_scores, options.threshold),
+        "frames": scores.frames,
+        "warnings": [],
+        **_provenance(predictor, detector),
+    }
+    if overlay_path is not None:
+        result["overlay"] = os.path.abspath(overlay_path)
+    return result
+
+
+def detect_file(
+    path,
+    predictor,
+    detector: faces.FaceDetector | None = None,
+    *,
+    output_dir=None,
+    name: str | None = None,
+    num_frames: int | None = DEFAULT_NUM_FRAMES,
+    threshold: float = DEFAULT_THRESHOLD,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    overlay_output: bool = True,
+    overwrite: bool = False,
+    output_paths: outputs.OutputPaths | None = None,
+    model_path: str | None = None,
+    timings: dict | None = None,
+) -> dict:
+    """An image or a video file -> the document ``ffseg detect`` writes for it.
+
+    An image is tried first, then a video (see ``probe``). With
+    ``output_dir`` (or ``output_paths``), the document is also written as
+    ``<name>.json``, with an overlay ``<name>.png`` (image) or
+    ``<name>.mp4`` (video) unless ``overlay_output`` is False. Nothing is
+    ever replaced: ``<name>`` (default: the input's file name without its
+    extension) gets ``-2``, ``-3``... when a file of that name exists
+    (``outputs.plan_outputs``; ``overwrite=True`` replaces earlier results,
+    never an input). The JSON is moved into place last, so its presence
+    means the input succeeded; a failed input leaves no file behind.
+
+    Args:
+        path: the image or video file.
+        predictor: see the module docstring (``load_predictor``).
+        detector: default ``faces.FaceDetector()``, the training detector.
+        num_frames, threshold, batch_size: see ``DetectOptions``.
+        output_dir, name, overlay_output, overwrite: where to write, if
+            anywhere (see above).
+        output_paths: the files to write, as planned by
+            ``outputs.plan_outputs`` (``ffseg detect`` plans a whole run
+            before reading its first input); overrides ``output_dir``.
+        model_path: the model file named in the document (default: the
+            predictor's ``path``).
+        timings: optional dict of seconds per stage (see ``score_frames``).
+
+    Returns:
+        The document: ``{"input", "kind", "model", "verdict": {"score",
+        "label", "threshold"}, "width", "height", "frame_count",
+        "frames_scored", "frames_without_face", "frames": [{"index",
+        "faces": [{"box", "face", "largest", "detection_score", "score",
+        "class_probabilities"}]}], "overlay", "warnings", ...}``; what the
+        JSON file holds, key for key.
+
+    Raises:
+        InputError, video.VideoError, faces.NoFaceError: a bad input.
+        outputs.OutputError: an output could not be written (the error
+            names that output).
+
+    Example:
+
+    ```python
+    import ffseg
+
+    predictor = ffseg.load_predictor("runs/sample/export")
+    document = ffseg.detect_file("photo.jpg", predictor)
+    print(document["verdict"])          # {'score': 0.50..., 'label': 'fake', ...}
+    for face in document["frames"][0]["faces"]:
+        print(face["box"], round(face["score"], 3))
+    ```
+    """
+    path = os.fspath(path)
+    detector = detector or faces.FaceDetector()
+    options = DetectOptions(num_frames=num_frames, threshold=threshold, batch_size=batch_size)
+    if output_paths is None and output_dir is not None:
+        (output_paths,) = outputs.plan_outputs(
+            [path], output_dir, names=None if name is None else [name],
+            overlay=overlay_output, overwrite=overwrite,
+        )
+    with timed(timings, "decode"):
+        kind, payload, warnings = probe(path)
+    final_overlay = None if output_paths is None else output_paths.overlay(kind)
+    for target in (output_paths.targets() if output_paths else ()):
+        if _same_file(path, target):
+            raise InputError(path, f"its output {target} would overwrite it")
+    if output_paths is not None:
+        os.makedirs(os.path.dirname(os.path.abspath(output_paths.json)), exist_ok=True)
+    overlay_temporary = None if final_overlay is None else outputs.temporary_path(final_overlay)
+    try:
+        try:
+            if kind == "image":
+                result = detect_image(
+                    path, predictor, detector, image=payload, overlay_path=overlay_temporary,
+                    threshold=options.threshold, timings=timings,
+                )
+                result["warnings"] = warnings
+            else:
+                result = detect_video(
+                    path, predictor, detector, num_frames=options.num_frames,
+                    overlay_path=overlay_temporary, threshold=options.threshold,
+                    batch_size=options.batch_size, timings=timings,
+                )
+        except (FileError, OSError) as error:
+            # The overlay's encoder or file failed: name the real output, not its temporary.
+            where = getattr(error, "path", None) or getattr(error, "filename", None)
+            if overlay_temporary is None or where != overlay_temporary:
+                raise
+            reason = (getattr(error, "reason", None) or getattr(error, "strerror", None)
+                      or str(error))
+            raise outputs.OutputError(final_overlay, reason.replace(overlay_temporary,
+                                                                    final_overlay)) from None
+        notice = sample_model_notice(getattr(predictor, "info", None))
+        if notice is not None:
+            result["warnings"] = [notice] + list(result.get("warnings", []))
+        model_path = model_path or getattr(predictor, "path", None)
+        result["model"] = None if model_path is None else os.path.abspath(model_path)
+        if final_overlay is not None:
+            result["overlay"] = os.path.abspath(final_overlay)
+        if output_paths is not None:
+            _write_outputs(result, output_paths, overlay_temporary, final_overlay)
+    finally:
+        outputs.remove_quietly(overlay_temporary)
+    return result
+
+
+def _write_outputs(result: dict, paths: outputs.OutputPaths, overlay_temporary, final_overlay):
+    """Moves the overlay into place, then writes the JSON; on failure, leaves neither."""
+    json_temporary = outputs.temporary_path(paths.json)
+    try:
+        try:
+            _write_json(json_temporary, result)
+        except OSError as error:
+            raise outputs.OutputError(
+                paths.json, f"cannot be written ({error.strerror or error})"
+            ) from None
+        if final_overlay is not None:
+            outputs.publish(overlay_temporary, final_overlay, overwrite=paths.overwrite)
+        try:
+            outputs.publish(json_temporary, paths.json, overwrite=paths.overwrite)
+        except BaseException:
+            outputs.remove_quietly(final_overlay)
+            raise
+    finally:
+        outputs.remove_quietly(json_temporary)
 
 
 def detect_image(
@@ -456,7 +551,7 @@ def detect_image(
     warnings: list[str] = []
     if image is None:
         with timed(timings, "decode"):
-            _check_input(path)
+            check_input(path)
             image, warnings = read_image(path)
         if image is None:
             raise InputError(path, "not an image that OpenCV can decode")
@@ -491,17 +586,11 @@ def detect_image(
 
 
 def _write_image(path: str, image: np.ndarray) -> None:
+    import cv2
+
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     if not cv2.imwrite(path, cv2.cvtColor(image, cv2.COLOR_RGB2BGR)):
-        raise OSError(f"{path}: OpenCV could not write the overlay image")
-
-
-def _even(frame: np.ndarray) -> np.ndarray:
-    """Pads a frame by one black row/column where needed: x264's 4:2:0 wants even sizes."""
-    height, width = frame.shape[:2]
-    if height % 2 == 0 and width % 2 == 0:
-        return frame
-    return cv2.copyMakeBorder(frame, 0, height % 2, 0, width % 2, cv2.BORDER_CONSTANT, value=0)
+        raise outputs.OutputError(path, "OpenCV could not write the overlay image")
 
 
 def _same_file(a: str, b: str) -> bool:
@@ -509,262 +598,6 @@ def _same_file(a: str, b: str) -> bool:
         return os.path.exists(b) and os.path.samefile(a, b)
     except OSError:
         return False
-
-
-def detect_video(
-    path,
-    predictor,
-    detector: faces.FaceDetector | None = None,
-    *,
-    num_frames: int | None = DEFAULT_NUM_FRAMES,
-    overlay_path=None,
-    threshold: float = DEFAULT_THRESHOLD,
-    batch_size: int = DEFAULT_BATCH_SIZE,
-    info: dict | None = None,
-    timings: dict | None = None,
-) -> dict:
-    """Scores every face of the sampled frames of a video, streaming.
-
-    Args:
-        path: the video file.
-        predictor: see the module docstring.
-        detector: default ``faces.FaceDetector()``, the training detector.
-        num_frames: frames to score, evenly spaced as at training time
-            (``video.sample_indices``); a video with no more frames than this
-            is scored in full. ``None``: every frame.
-        overlay_path: where to write the overlay video (H.264 MP4 through
-            ``video.write_video``), or ``None``. It has one frame per scored
-            frame, at the frame rate that keeps the video's duration (at
-            least 1 frame/s).
-        threshold: a verdict score at or above it is labelled fake.
-        batch_size: faces per model call (and most frames held in memory).
-        info: ``video.video_info(path, exact=False)``, if already known.
-        timings: optional dict, see ``score_frames``; also ``"draw"`` and
-            ``"encode"`` (time spent by the overlay encoder).
-
-    Returns:
-        ``{"input", "kind": "video", "width", "height", "fps",
-        "frame_count", "frames_scored", "frames_without_face", "frames":
-        [{"index", "faces": [...]}], "verdict": {"score", "label",
-        "threshold"}, ...}``, where the verdict score is the mean over frames
-        with a face of the largest face's score.
-
-    Raises:
-        video.VideoError: unreadable, corrupt or truncated video.
-        faces.NoFaceError: no face in any scored frame (no overlay is left).
-    """
-    path = os.fspath(path)
-    if num_frames is not None and int(num_frames) < 1:
-        raise ValueError(f"num_frames must be >= 1 or None, got {num_frames}")
-    detector = detector or faces.FaceDetector()
-    if overlay_path is not None:
-        overlay_path = os.fspath(overlay_path)
-        if _same_file(path, overlay_path):
-            raise InputError(path, f"the overlay would overwrite the input ({overlay_path})")
-    if info is None:
-        with timed(timings, "decode"):
-            info = video.video_info(path, exact=False)
-    count = int(info.get("frame_count") or 0)
-    if count == 0 and num_frames is not None:
-        # The container does not say: count by decoding (grab only), once.
-        with timed(timings, "decode"):
-            info = video.video_info(path, exact=True)
-        count = info["frame_count"]
-    arguments = (predictor, detector, num_frames, overlay_path, threshold, batch_size, timings)
-    try:
-        return _detect_video_pass(path, info, count, *arguments)
-    except _FrameCountChanged:
-        pass  # the stream is longer than its container says
-    except video.VideoError:
-        if num_frames is None or count <= num_frames:
-            raise  # every frame was read and checked: a real decoding error
-        # Shorter than the container says (an estimated count, as in some
-        # Matroska or AVI files), or truncated; the exact count tells which,
-        # and fails with its own precise error on a truncated file.
-        exact = video.video_info(path, exact=True)
-        if exact["frame_count"] >= count:
-            raise
-    # Lay the sample out again over the real count, as sample_frames does.
-    with timed(timings, "decode"):
-        info = video.video_info(path, exact=True)
-    return _detect_video_pass(path, info, info["frame_count"], *arguments)
-
-
-class _FrameCountChanged(Exception):
-    """The stream holds frames past the frame count the sample was laid out over."""
-
-
-def _frames_to_score(path: str, count: int, num_frames: int | None) -> Iterator:
-    """``(index, frame)`` of the frames ``video.sample_frames`` would pick.
-
-    ``count`` is the container's frame count. It is verified in the same
-    pass, at the cost of one ``grab``: the frame after the last one is
-    requested too, so a longer stream raises ``_FrameCountChanged`` and a
-    shorter one a ``video.VideoError``; ``detect_video`` then starts again
-    over the exact count. Every frame is scored when ``count <=
-    num_frames``; if the stream turns out to be longer than ``num_frames``
-    itself, it had to be sampled, and ``_FrameCountChanged`` is raised.
-    """
-    if num_frames is None or count <= num_frames:
-        for index, frame in video.iter_frames(path):
-            if num_frames is not None and index >= num_frames:
-                raise _FrameCountChanged()
-            yield index, frame
-        return
-    indices = video.sample_indices(count, num_frames)
-    last_wanted = int(indices[-1])
-    if last_wanted != count - 1:
-        # One frame: frame 0 whatever the length, so the count does not matter.
-        yield from video.iter_frames(path, indices)
-        return
-    last_seen = -1
-    try:
-        for index, frame in video.iter_frames(path, np.append(indices, count)):
-            if index == count:
-                raise _FrameCountChanged()
-            last_seen = index
-            yield index, frame
-    except video.VideoError:
-        if last_seen == last_wanted:
-            return  # the stream ends exactly where its container says
-        raise
-
-
-def _detect_video_pass(
-    path, info, count, predictor, detector, num_frames, overlay_path, threshold, batch_size,
-    timings,
-) -> dict:
-    every_frame = num_frames is None or count <= num_frames
-    expected = count if every_frame else min(int(num_frames), count)
-    stream = _frames_to_score(path, count, num_frames)
-    frames_out: list[dict] = []
-    largest_scores: list[float] = []
-    without_face = 0
-
-    def scored() -> Iterator:
-        nonlocal without_face
-        for index, frame, records, maps in score_frames(
-            stream, predictor, detector, batch_size=batch_size, timings=timings
-        ):
-            frames_out.append(_frame_entry(index, records))
-            if records:
-                largest_scores.append(next(r["score"] for r in records if r["largest"]))
-            else:
-                without_face += 1
-            yield index, frame, records, maps
-
-    fps = float(info.get("fps") or 0.0)
-    if not np.isfinite(fps) or fps <= 0:
-        fps = 25.0
-    if overlay_path is None:
-        for _ in scored():
-            pass
-    else:
-        overlay_fps = fps if every_frame else max(1.0, fps * expected / max(count, 1))
-
-        def drawn() -> Iterator[np.ndarray]:
-            for index, frame, records, maps in scored():
-                with timed(timings, "draw"):
-                    caption = None
-                    if largest_scores:
-                        mean = float(np.mean(largest_scores))
-                        word = "fake" if mean >= threshold else "real"
-                        caption = f"frame {index}  video so far: {word} {mean:.2f}"
-                    image = _even(overlay(frame, records, maps, threshold=threshold,
-                                          caption=caption))
-                start = timing.clock()
-                yield image
-                if timings is not None:
-                    timings["encode"] = timings.get("encode", 0.0) + timing.clock() - start
-
-        video.write_video(overlay_path, drawn(), fps=round(overlay_fps, 4))
-
-    if not largest_scores:
-        if overlay_path is not None:
-            with contextlib.suppress(OSError):
-                os.remove(overlay_path)
-        limit = faces.size_limit(detector, (info["height"], info["width"]))
-        raise faces.NoFaceError(
-            path, f"no face found in any of {len(frames_out)} scored frames{limit}"
-        )
-    frame_count = len(frames_out) if every_frame else count
-    result = {
-        "input": os.path.abspath(path),
-        "kind": "video",
-        "width": int(info["width"]),
-        "height": int(info["height"]),
-        "fps": fps,
-        "frame_count": int(frame_count),
-        "frames_scored": len(frames_out),
-        "frames_without_face": without_face,
-        "sampling": "every frame" if every_frame else f"{len(frames_out)} evenly spaced frames",
-        "verdict": _verdict(largest_scores, threshold),
-        "frames": frames_out,
-        "warnings": [],
-        **_provenance(predictor, detector),
-    }
-    if overlay_path is not None:
-        result["overlay"] = os.path.abspath(overlay_path)
-    return result
-
-
-def detect_file(
-    path,
-    predictor,
-    detector: faces.FaceDetector | None = None,
-    *,
-    output_dir=None,
-    name: str | None = None,
-    num_frames: int | None = DEFAULT_NUM_FRAMES,
-    threshold: float = DEFAULT_THRESHOLD,
-    batch_size: int = DEFAULT_BATCH_SIZE,
-    overlay_output: bool = True,
-    model_path: str | None = None,
-    timings: dict | None = None,
-) -> dict:
-    """Probes, scores and (optionally) writes the results of one input file.
-
-    An image is tried first, then a video (see ``probe``). With
-    ``output_dir``, writes ``<name>.json`` (the result) and, unless
-    ``overlay_output`` is False, ``<name>.png`` (image) or ``<name>.mp4``
-    (video); ``name`` defaults to the input's file name without extension.
-    The JSON is written last, so its presence means the input succeeded.
-
-    Raises:
-        InputError, video.VideoError, faces.NoFaceError: a bad input; nothing
-            is left in ``output_dir`` for it.
-    """
-    path = os.fspath(path)
-    detector = detector or faces.FaceDetector()
-    with timed(timings, "decode"):
-        kind, payload, warnings = probe(path)
-    name = name or os.path.splitext(os.path.basename(path))[0] or "input"
-    json_path = overlay_path = None
-    if output_dir is not None:
-        json_path = os.path.join(os.fspath(output_dir), name + ".json")
-        if overlay_output:
-            overlay_path = os.path.join(
-                os.fspath(output_dir), name + (".png" if kind == "image" else ".mp4")
-            )
-    for target in (json_path, overlay_path):
-        if target is not None and _same_file(path, target):
-            raise InputError(path, f"its output {target} would overwrite it")
-    if kind == "image":
-        result = detect_image(
-            path, predictor, detector, image=payload, overlay_path=overlay_path,
-            threshold=threshold, timings=timings,
-        )
-        result["warnings"] = warnings
-    else:
-        result = detect_video(
-            path, predictor, detector, num_frames=num_frames, overlay_path=overlay_path,
-            threshold=threshold, batch_size=batch_size, info=payload, timings=timings,
-        )
-    result["model"] = None if model_path is None else os.path.abspath(model_path)
-    if json_path is not None:
-        _write_json(json_path, result)
-        result["json"] = os.path.abspath(json_path)
-    return result
 
 
 def _write_json(path: str, result: dict) -> None:
@@ -775,13 +608,8 @@ def _write_json(path: str, result: dict) -> None:
     head = json.dumps(ordered, indent=2)
     lines = ",\n".join("    " + json.dumps(frame) for frame in frames)
     text = head[:-2] + ',\n  "frames": [\n' + lines + ("\n" if lines else "") + "  ]\n}\n"
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    # Write then rename: a JSON file is either complete or absent.
-    partial = path + ".partial"
-    with open(partial, "w") as handle:
+    with open(path, "x") as handle:  # a fresh temporary name: never replaces a file
         handle.write(text)
-    os.replace(partial, path)
 
 
 _JSON_ORDER = (

@@ -22,15 +22,30 @@ import keras
 import tensorflow as tf
 
 from ffseg.constants import CROP_SIZE
+from ffseg.inference.model_card import model_card
 
 SIGNATURE_NAME = "serving_default"
 ENDPOINT_NAME = "detect"
 METADATA_FILE = "ffseg.json"
+def serving_function(model, crop_size: int = CROP_SIZE, *, semantic_maps: bool = False):
+    """The tf.function served: uint8 crops in, named tensors out.
 
-
-def serving_function(model, crop_size: int = CROP_SIZE):
-    """The tf.function served: uint8 crops in, named tensors out."""
+    Args:
+        model: an FFSeg (any input size).
+        crop_size: the side of the uint8 crops it takes (299: the training
+            crop); they are area-resized to the model's input inside.
+        semantic_maps: also return `semantic_maps`, [3, N, crop, crop], the
+            three semantic maps (paper Eq. 6's M1..M3) resized to the crop,
+            for the paper's Table VI gamma sweep. The exported signature
+            leaves them out; `KerasPredictor` asks for them.
+    """
     image_size = int(model.input_shape[1])
+
+    def resized_map(output):
+        output = tf.cast(output, tf.float32)
+        if image_size != crop_size:
+            output = tf.image.resize(output, (crop_size, crop_size), method="bilinear")
+        return output[..., 0]
 
     @tf.function(
         input_signature=[tf.TensorSpec([None, crop_size, crop_size, 3], tf.uint8, name="faces")]
@@ -40,14 +55,18 @@ def serving_function(model, crop_size: int = CROP_SIZE):
         if image_size != crop_size:
             images = tf.image.resize(images, (image_size, image_size), method="area")
         outputs = model(images, training=False)
-        localization = tf.cast(outputs["localization_map"], tf.float32)
-        if image_size != crop_size:
-            localization = tf.image.resize(localization, (crop_size, crop_size), method="bilinear")
-        return {
+        served = {
             "score": tf.cast(outputs["score"], tf.float32),
-            "localization_map": tf.clip_by_value(localization[..., 0], 0.0, 1.0),
+            "localization_map": tf.clip_by_value(
+                resized_map(outputs["localization_map"]), 0.0, 1.0
+            ),
             "class_probabilities": tf.cast(outputs["class_probabilities"], tf.float32),
         }
+        if semantic_maps:
+            served["semantic_maps"] = tf.stack(
+                [resized_map(outputs[f"semantic_map_{j}"]) for j in (1, 2, 3)]
+            )
+        return served
 
     return detect
 
@@ -55,17 +74,16 @@ def serving_function(model, crop_size: int = CROP_SIZE):
 def export_saved_model(model, path: str, *, crop_size: int = CROP_SIZE, metadata=None) -> str:
     """Writes `model` as a SavedModel whose `serving_default` serves uint8 crops.
 
-    `metadata` (e.g. the class names and the noise sigma) is written beside
-    the graph as `assets/ffseg.json`-style JSON so a server knows what it has.
+    `metadata` (e.g. the class names and the training dataset) goes into the
+    model card (`model_card`) written beside the graph as `ffseg.json`, so
+    a server, and `ffseg detect`, know what they have.
     """
     archive = keras.export.ExportArchive()
     archive.track(model)
     archive.add_endpoint(ENDPOINT_NAME, serving_function(model, crop_size))
     archive.write_out(path, verbose=False)
-    info = {"crop_size": crop_size, "image_size": int(model.input_shape[1])}
-    info.update(metadata or {})
     with open(os.path.join(path, METADATA_FILE), "w") as f:
-        json.dump(info, f, indent=2, sort_keys=True)
+        json.dump(model_card(model, crop_size, metadata), f, indent=2, sort_keys=True)
     return path
 
 

@@ -1,11 +1,12 @@
 """Training examples from one video: face crops, aligned masks, noise labels.
 
 This is the per-video step of the FaceForensics++ builder (no TensorFlow):
-sample frames evenly, find the face in each (dlib, 1.3x square box; see
-``ffseg.faces``), crop the frame and its manipulation mask with the *same*
-box, in lockstep (/work/shared/FFPP.md, "Masks"), and compute the noise label
-of the image crop, the wavelet Wiener residual of paper Eq. 4-5
-(``ffseg.noise``), reduced to one channel.
+sample frames evenly (``video.FrameSample``), find the face in each (dlib,
+1.3x square box; see ``ffseg.signal.faces``), crop the frame and its
+manipulation mask with the *same* box, in lockstep (a mask frame belongs to
+the frame of the same index), and compute the noise label of the image crop,
+the wavelet Wiener residual of paper Eq. 4-5 (``ffseg.signal.noise``),
+reduced to one channel.
 
 Memory. The paper protocol samples up to 1080 frames of a video of up to
 1920x1080, 6.2 MB a frame: 6.7 GB if the sampled frames were held at once.
@@ -114,7 +115,7 @@ def iter_extract_video(
             (``None``: all). Ignored when ``frame_indices`` is given.
         size: side of the square crops (299 for Xception).
         sigma: noise standard deviation of the Wiener denoiser, 0..255 units
-            (5 for c23, 10 for c40; FFPP.md "Noise labels").
+            (5 for c23, 10 for c40; ``ffseg.constants.NOISE_SIGMA``).
         detector: a ``faces.FaceDetector``; default ``FaceDetector()``. Use
             the same settings at inference.
         frame_indices: explicit frame indices instead of even sampling;
@@ -225,11 +226,10 @@ class _Record:
 class _Extraction:
     """One video and its mask video, read side by side (see the module docstring).
 
-    The reading mirrors ``video.sample_frames`` (or ``video.read_frames``
-    with ``frame_indices``) for the video and ``video.read_frames`` for the
-    mask video, so the same frames are decoded and the same checks made; it
-    uses their ``video.Decoder`` because neither hands out frames one at a
-    time.
+    The video's frames come from ``video.FrameSample``, the package's one
+    sampling path (or, with ``frame_indices``, from a ``video.Decoder`` as in
+    ``video.read_frames``); the mask video is read frame by frame in lockstep
+    with the same checks as ``video.read_frames``.
     """
 
     def __init__(self, video_path, mask_path, *, size, detector, scale, mask_threshold,
@@ -285,46 +285,21 @@ class _Extraction:
                 self.skipped.append({"frame": int(index), "reason": f"video has {count} frames"})
             return count
 
-        if num_frames is None:
-            with self._open_video() as decoder:
-                self._start()
-                self._add_frames(_every_frame(decoder))
-                with timed(self.timings, "decode"):
-                    count = video.check_stream_end(decoder)
-            return count
-
-        if int(num_frames) < 1:
-            raise ValueError(f"num_frames must be >= 1 or None, got {num_frames}")
-        with self._open_video() as decoder:
-            reported = decoder.reported
-            if reported > 0:
-                # Optimistic pass: trust the container, verify by reading to the end.
-                self._start()
-                self._add_frames(decoder.frames(video.sample_indices(reported, num_frames)))
-            with timed(self.timings, "decode"):
-                decoder.skip_to_end()
-                count = video.check_stream_end(decoder)
-        indices = video.sample_indices(count, num_frames)
-        if reported == 0 or self.decoded != indices.tolist():
-            # The container's count was wrong or missing: start again on the right frames.
-            with self._open_video() as decoder:
-                self._start()
-                self._add_frames(decoder.frames(indices))
-            if len(self.decoded) != indices.size:
-                missing = int(indices[len(self.decoded)])
-                raise video.VideoError(
-                    self.video_path,
-                    f"frame {missing} of {count} could not be decoded on the second pass",
-                )
-        # Even sampling of >= 2 frames always includes the last frame.
-        return count if int(num_frames) >= 2 else None
+        with timed(self.timings, "decode"):
+            sample = video.FrameSample(self.video_path, num_frames)
+        self._start()
+        self._add_frames(sample)
+        # The mask video is checked for frames past the video's end only when
+        # the sample reached it (even sampling of >= 2 frames ends on the last frame).
+        last = int(sample.indices[-1]) if len(sample) else -1
+        return sample.frame_count if last == sample.frame_count - 1 else None
 
     def _open_video(self):
         with timed(self.timings, "decode"):
             return video.Decoder(self.video_path)
 
     def _start(self) -> None:
-        """Forgets any earlier pass; checks and opens the mask video."""
+        """Checks and opens the mask video, before the first video frame is taken."""
         self._reset()
         if self.mask_path is None:
             return
@@ -511,11 +486,6 @@ class _Extraction:
         crops(self.video_path, "decode", crop_image)
         if self.mask_path is not None:
             crops(self.mask_path, "mask", crop_mask)
-
-
-def _every_frame(decoder) -> Iterator[tuple[int, np.ndarray]]:
-    while decoder.grab():
-        yield decoder.position - 1, decoder.retrieve()
 
 
 def _check_same_rotation(video_path: str, mask_path: str) -> None:

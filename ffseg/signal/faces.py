@@ -1,7 +1,7 @@
 """Face detection, face boxes and face crops for the signal layer (no TensorFlow).
 
 FaceForensics++ preprocessing, as the paper and its authors' code do it
-(/work/shared/FFPP.md, "Faces"): dlib's frontal (HOG) face detector, the
+(the authors' released code): dlib's frontal (HOG) face detector, the
 largest face of the frame, its box enlarged 1.3x about its centre into a
 square, cropped and resized to 299x299 (Xception's input). The same
 ``FaceDetector`` settings must be used to build training data and at

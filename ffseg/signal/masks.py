@@ -3,7 +3,8 @@
 FF++ stores one mask video per manipulated video
 (``manipulated_sequences/<Method>/masks/videos/TTT_SSS.mp4``), white where the
 face was manipulated, black elsewhere, encoded as lossy H.264 like the videos
-(/work/shared/FFPP.md, "Masks"). Decoded frames are therefore not exactly
+(masks are lossy: threshold them, never trust them as exact binary). Decoded
+frames are therefore not exactly
 binary: edges ring and blur, chroma is subsampled, flat black carries a
 little noise. Real videos have no mask video; their mask is all zeros.
 
@@ -23,8 +24,9 @@ Otsu splits every frame in two, so on a frame whose mask is empty (the face
 left the manipulated region, or a method masked nothing) it turns codec noise
 into tens of thousands of false pixels: ruled out. A mid-grey threshold is
 the most exact for full-white masks but drops any mask region stored dimmer
-than half white. The default is the small fixed threshold 20/255 that
-FFPP.md names: at FF++'s own qualities it costs under one percent of IoU (the
+than half white. The default is a small fixed threshold, 20/255 (any channel
+above a small value, as FF++'s masks are meant to be read): at FF++'s own
+qualities it costs under one percent of IoU (the
 mask grows by a fraction of a pixel of codec ringing), it keeps dim mask
 regions, and it leaves empty frames empty up to QP 40. No morphological
 clean-up is applied: no speckle survives the threshold at QP <= 40, and an

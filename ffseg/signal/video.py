@@ -1,33 +1,39 @@
 """Video decoding, frame sampling and encoding for the signal layer (no TensorFlow).
 
 FaceForensics++ (FF++) ships every video, and every manipulation mask, as an
-H.264 MP4 (``raw`` lossless, ``c23`` and ``c40`` x264 at QP 23 and 40; see
-/work/shared/FFPP.md). The paper samples frames evenly over a video,
+H.264 MP4 (``raw`` lossless, ``c23`` and ``c40`` x264 at QP 23 and 40).
+The paper samples frames evenly over a video,
 so this module has to know the *real* number of frames of a file, not just the
 number its container claims, and has to decode exactly the frames it picked.
 
-Frame-counting strategy (``sample_frames``):
+Frame-counting strategy (``FrameSample``, ``iter_sampled_frames``):
 
 * The container's frame count (``CAP_PROP_FRAME_COUNT``) is only a first
   guess. For MP4 it comes from the sample table and is normally exact; for
-  other containers OpenCV estimates it from duration x fps, and it is missing
-  (0) for raw streams.
-* Decoding is sequential. Evenly spaced samples always include the last
-  frame, so the pass that decodes the wanted frames reaches the end of the
-  stream anyway; one more ``grab()`` then proves there is no frame after it.
-  In the usual case the count is verified at no extra cost, in one pass.
+  other containers OpenCV estimates it from duration x fps (an AVI made by
+  stream copy overstates it 24x), and it is missing (0) for raw streams.
+* So it is checked before a single frame is handed out: FFmpeg demuxes the
+  file with stream copy (every packet read, nothing decoded: ~40 ms for a
+  short clip, mostly process start-up) and counts the video packets. When
+  the container and the demuxer agree, the count is trusted and one
+  decoding pass reads the sample; one more ``grab()`` after the last frame
+  proves there is no frame after it, at no extra cost, since evenly spaced
+  samples always include the last frame. When they disagree, or the
+  container does not say, a first pass counts the frames by decoding
+  (``grab()`` only, no colour conversion) and a second pass decodes the
+  sample. Either way the indices handed out are those of the sample over the
+  real frame count, and a consumer never has to start again.
   (Seeking is not used: H.264 seeks land on a keyframe, x264's default GOP is
   250 frames, so a seek costs more decoding than reading straight through when
   one frame in ~10-20 is sampled, and frame-accurate seeking is unreliable.)
-* If the real count differs from the container's, the indices are recomputed
-  over the real count and, only if needed, a second pass decodes them. If the
-  count is missing, a first pass counts with ``grab()`` (no colour
-  conversion) and a second pass decodes.
 * A file that decodes to *fewer* frames than its container lists is either a
   container that over-estimates or a truncated/corrupt file. The two are told
-  apart by demuxing the file with FFmpeg (stream copy, no decoding, fast):
-  a truncated file reports errors such as "partial file" or "Invalid NAL unit
-  size", and then ``VideoError`` is raised.
+  apart by the demuxer's errors: a truncated file reports errors such as
+  "partial file" or "Invalid NAL unit size", and then ``VideoError`` is raised.
+* Only real video demuxers count: FFmpeg also "plays" text files and binary
+  dumps as ANSI/BinText art (its ``tty``, ``bin``, ``xbin``, ``adf`` and
+  ``idf`` demuxers), which would turn a ``.txt`` or a ``.bin`` of random
+  bytes into a "video" of rendered characters; such files are refused.
 
 ``iter_frames`` streams frames of long videos (inference) and stops after
 the last requested one; ``read_frames`` decodes the requested frames of a
@@ -42,6 +48,7 @@ FF++'s c23/c40), or OpenCV's ``mp4v`` writer for a non-x264 path.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import subprocess
@@ -56,6 +63,8 @@ from ffseg.errors import FileError
 
 __all__ = [
     "VideoError",
+    "FrameSample",
+    "iter_sampled_frames",
     "Decoder",
     "as_wanted",
     "check_stream_end",
@@ -117,12 +126,12 @@ def _check_file(path: str) -> str | None:
 
 
 def _open(path: str) -> cv2.VideoCapture:
-    """Opens a checked file with OpenCV's FFmpeg backend."""
+    """Opens a checked file with OpenCV's FFmpeg backend; refuses what is not a video."""
     # Force the FFmpeg backend so that every file goes through the same
     # decoder (CAP_ANY may pick the image-sequence backend, e.g. for a '%').
     capture = cv2.VideoCapture(path, cv2.CAP_FFMPEG)
     if not capture.isOpened():
-        streams = _stream_kinds(path)
+        streams = _demux(path).stream_kinds
         if streams and "Video" not in streams:
             raise VideoError(
                 path, f"cannot be opened as a video: it has no video stream "
@@ -136,25 +145,103 @@ def _open(path: str) -> cv2.VideoCapture:
     if width <= 0 or height <= 0:
         capture.release()
         raise VideoError(path, "has no video stream")
+    reason = _text_art(path, capture)
+    if reason is not None:
+        capture.release()
+        raise VideoError(path, f"cannot be opened as a video: {reason}")
     return capture
 
 
-def _stream_kinds(path: str) -> list[str]:
-    """The kinds of stream ("Video", "Audio", ...) FFmpeg lists in a file it can parse.
+# FFmpeg's demuxers and decoders that render text or raw bytes as character
+# art: a .txt, .nfo or .bin file "plays" as a video of rendered glyphs.
+TEXT_ART_DEMUXERS = frozenset({"tty", "bin", "xbin", "adf", "idf"})
+TEXT_ART_CODECS = frozenset({"ansi", "bintext", "xbin", "idf"})
 
-    Only called for a file OpenCV could not open, to say why: an MP4 that
-    holds only sound is not corrupt. Empty when FFmpeg cannot parse it either.
+
+def _fourcc(capture: cv2.VideoCapture) -> str:
+    code = int(capture.get(cv2.CAP_PROP_FOURCC)) & 0xFFFFFFFF
+    return "".join(chr((code >> shift) & 0xFF) for shift in (0, 8, 16, 24))
+
+
+def _text_art(path: str, capture: cv2.VideoCapture) -> str | None:
+    """Why an opened file is text or bytes rendered as art, not a video; None for a video.
+
+    OpenCV names the codec it decodes with (its FOURCC): "ansi" is the text
+    renderer. The BinText family has no FOURCC (0), as raw video in AVI has;
+    only for those is FFmpeg asked which demuxer and decoder it picked.
+    """
+    fourcc = _fourcc(capture)
+    if fourcc.strip("\0 ").lower() == "ansi":
+        return "FFmpeg reads it only as text rendered as ANSI art (its tty demuxer)"
+    if fourcc != "\0\0\0\0":
+        return None
+    demuxed = _demux(path)
+    if demuxed.format in TEXT_ART_DEMUXERS or demuxed.video_codec in TEXT_ART_CODECS:
+        return (
+            f"FFmpeg reads it only as bytes rendered as text art (its {demuxed.format} "
+            f"demuxer, {demuxed.video_codec} decoder)"
+        )
+    return None
+
+
+@dataclasses.dataclass(frozen=True)
+class _Demuxed:
+    """What FFmpeg reports when it demuxes a file's first video stream (stream copy).
+
+    Attributes:
+        format: the demuxer FFmpeg picked ("mov,mp4,m4a,3gp,3g2,mj2", "avi",
+            "tty", ...), or None when it could not open the file.
+        stream_kinds: the kind of each stream ("Video", "Audio", ...).
+        video_codec: the first video stream's codec name ("h264", "ansi", ...).
+        packets: video packets read, one per frame for the codecs FF++ and
+            phones use; None when the stream could not be read.
+        errors: FFmpeg's error lines (empty string when none).
+    """
+
+    format: str | None
+    stream_kinds: tuple
+    video_codec: str | None
+    packets: int | None
+    errors: str
+
+
+def _demux(path: str) -> _Demuxed:
+    """Demuxes ``path`` with FFmpeg (stream copy to the null muxer: no decoding, fast).
+
+    The null muxer reads every packet, so FFmpeg reports a truncated file
+    ("partial file") or broken NAL units that OpenCV's decoder silently
+    stops at, and counts the packets.
     """
     import imageio_ffmpeg
 
-    command = [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", path]
+    command = [
+        imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-nostdin",
+        "-loglevel", "repeat+level+info", "-i", path, "-map", "0:v:0", "-c", "copy",
+        "-f", "null", "-progress", "pipe:1", "-nostats", "-",
+    ]
     try:
-        result = subprocess.run(
-            command, capture_output=True, text=True, errors="replace", timeout=60
-        )
-    except (OSError, subprocess.SubprocessError):
-        return []
-    return re.findall(r"^\s*Stream #\S+: (\w+):", result.stderr, flags=re.MULTILINE)
+        result = subprocess.run(command, capture_output=True, text=True, errors="replace")
+    except OSError as error:
+        return _Demuxed(None, (), None, None, f"ffmpeg could not be run ({error})")
+    log = result.stderr
+    found = re.search(r"^\[info\] Input #0, (.+?), from ", log, flags=re.MULTILINE)
+    streams = re.findall(
+        r"^\[info\]\s+Stream #0:\d+\S*: (\w+): (\w+)", log, flags=re.MULTILINE
+    )
+    codecs = [codec for kind, codec in streams if kind == "Video"]
+    counts = re.findall(r"^frame=(\d+)$", result.stdout, flags=re.MULTILINE)
+    errors = "\n".join(
+        line for line in log.splitlines() if re.search(r"\[(error|fatal|panic)\]", line)
+    )
+    if result.returncode != 0 and not errors:
+        errors = f"ffmpeg exited with status {result.returncode}"
+    return _Demuxed(
+        format=found.group(1) if found else None,
+        stream_kinds=tuple(kind for kind, _ in streams),
+        video_codec=codecs[0] if codecs else None,
+        packets=int(counts[-1]) if counts and result.returncode == 0 else None,
+        errors=errors,
+    )
 
 
 def _rotation(capture: cv2.VideoCapture) -> int:
@@ -176,29 +263,11 @@ def _reported_count(capture: cv2.VideoCapture) -> int:
     return int(round(count))
 
 
-def _demux_errors(path: str) -> str:
-    """Errors FFmpeg reports while demuxing ``path`` (empty string if none).
-
-    Stream copy to the null muxer reads every packet without decoding, so it
-    is fast, and it reports a truncated file ("partial file") or broken NAL
-    units that OpenCV's decoder silently stops at.
-    """
-    import imageio_ffmpeg
-
-    command = [
-        imageio_ffmpeg.get_ffmpeg_exe(), "-nostdin", "-v", "error",
-        "-i", path, "-map", "0:v:0", "-c", "copy", "-f", "null", "-",
-    ]
-    result = subprocess.run(command, capture_output=True, text=True, errors="replace")
-    message = result.stderr.strip()
-    if result.returncode != 0 and not message:
-        message = f"ffmpeg exited with status {result.returncode}"
-    return message
-
-
-def _short_read_error(path: str, decoded: int, reported: int) -> VideoError | None:
+def _short_read_error(
+    path: str, decoded: int, reported: int, demuxed: _Demuxed | None = None
+) -> VideoError | None:
     """The error for a file that decoded to fewer frames than it reports, if any."""
-    errors = _demux_errors(path)
+    errors = (demuxed or _demux(path)).errors
     if not errors:
         return None
     # Keep FFmpeg's last complaint, minus its "[h264 @ 0x55...]" context tag.
@@ -225,6 +294,13 @@ class Decoder:
         self.reported = _reported_count(self.capture)
         self.position = 0  # frames grabbed so far == index of the next frame
         self.ended = False
+        self.demuxed: _Demuxed | None = None  # FFmpeg's report, once asked for
+
+    def demux(self) -> _Demuxed:
+        """FFmpeg's report on the file (``_Demuxed``), asked for once."""
+        if self.demuxed is None:
+            self.demuxed = _demux(self.path)
+        return self.demuxed
 
     def close(self) -> None:
         self.capture.release()
@@ -285,7 +361,7 @@ def check_stream_end(decoder: Decoder) -> int:
     """Validates a stream that was read to its end; returns its real frame count."""
     count = decoder.position
     if count < decoder.reported:
-        error = _short_read_error(decoder.path, count, decoder.reported)
+        error = _short_read_error(decoder.path, count, decoder.reported, decoder.demux())
         if error is not None:
             raise error
     if count == 0:
@@ -375,6 +451,120 @@ def read_frames(path, indices, *, transform=None) -> tuple[dict, int | None]:
         return found, check_stream_end(decoder)
 
 
+class FrameSample:
+    """The evenly spaced frames of a video, laid out over its verified frame count.
+
+    Creating one opens the video, checks it (``VideoError`` for a missing,
+    empty, still-image, text or truncated file) and settles the real number
+    of frames as the module docstring says, before a single frame is decoded
+    for the caller; iterating decodes the sampled frames, one at a time, in
+    bounded memory. This is the one sampling path of the package: training
+    examples (``ffseg.signal.extract``), the sample dataset and
+    ``ffseg detect`` all take the frames it hands out.
+
+    Args:
+        path: the video file.
+        num_frames: frames to sample, evenly spaced (``sample_indices``);
+            ``None``, or at least the frame count, means every frame.
+
+    Attributes:
+        path, num_frames: as given.
+        frame_count: the real (decoded) number of frames.
+        indices: the sampled frame indices, sorted int64.
+        fps, width, height, rotation: as in ``video_info``.
+        reported_frame_count: what the container claimed.
+
+    Example:
+
+    ```python
+    from ffseg.signal import video
+
+    sample = video.FrameSample("clip.mp4", 8)
+    print(sample.frame_count, sample.indices)   # e.g. 12 [ 0  2  3  5  6  8  9 11]
+    for index, frame in sample:                  # HxWx3 RGB uint8, one at a time
+        ...
+    ```
+    """
+
+    def __init__(self, path, num_frames: int | None):
+        self.path = os.fspath(path)
+        if num_frames is not None and int(num_frames) < 1:
+            raise ValueError(f"num_frames must be >= 1 or None, got {num_frames}")
+        self.num_frames = None if num_frames is None else int(num_frames)
+        with Decoder(self.path) as decoder:
+            capture = decoder.capture
+            self.fps = float(capture.get(cv2.CAP_PROP_FPS))
+            self.width = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH))
+            self.height = int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
+            self.rotation = _rotation(capture)
+            self.reported_frame_count = decoder.reported
+            demuxed = decoder.demux()
+            if decoder.reported > 0 and demuxed.packets == decoder.reported:
+                self.frame_count = decoder.reported
+                if self.frame_count == 1 and decoder.image_kind:
+                    raise VideoError(
+                        self.path, f"is a still {decoder.image_kind} image, not a video"
+                    )
+            else:
+                # The container does not say, or the demuxer disagrees with it:
+                # count by decoding (grab only), which also finds a truncated file.
+                decoder.skip_to_end()
+                self.frame_count = check_stream_end(decoder)
+        self.indices = sample_indices(self.frame_count, self.num_frames)
+
+    def __len__(self) -> int:
+        return int(self.indices.size)
+
+    def __iter__(self) -> Iterator[tuple[int, np.ndarray]]:
+        """Yields ``(index, frame)``, HxWx3 RGB uint8, for every sampled index in order.
+
+        Raises:
+            VideoError: a frame could not be decoded, or the stream does not
+                end where its verified count says (a file that changed, or a
+                stream whose packets do not all decode).
+        """
+        count = self.frame_count
+        with Decoder(self.path) as decoder:
+            produced = 0
+            for item in decoder.frames(self.indices):
+                produced += 1
+                yield item
+            if produced < self.indices.size:
+                decoder.skip_to_end()
+                raise _short_read_error(self.path, decoder.position, count) or VideoError(
+                    self.path,
+                    f"decodes to {decoder.position} frames although its container and "
+                    f"its demuxer list {count}: frame {int(self.indices[produced])} is missing",
+                )
+            # The last sampled frame is the last frame unless one frame is
+            # sampled: one more grab proves the stream ends there.
+            if self.indices.size and int(self.indices[-1]) == count - 1 and decoder.grab():
+                raise VideoError(
+                    self.path,
+                    f"decodes to more frames than the {count} its container and its "
+                    "demuxer list",
+                )
+
+
+def iter_sampled_frames(path, num_frames: int | None) -> Iterator[tuple[int, np.ndarray]]:
+    """Yields ``(index, frame)`` of ``num_frames`` evenly spaced frames of a video.
+
+    The generator form of ``FrameSample``: the sample is laid out over the
+    verified frame count (containers that over- or under-report their count
+    are handled) before the first frame is yielded, and a truncated file
+    raises ``VideoError`` before anything is yielded.
+
+    Args:
+        path: the video file.
+        num_frames: frames to sample (``None``: every frame).
+
+    Yields:
+        ``(index, frame)`` with ``frame`` an HxWx3 RGB uint8 array, in
+        increasing index order.
+    """
+    yield from FrameSample(path, num_frames)
+
+
 def sample_frames(path, num_frames: int | None) -> tuple[np.ndarray, list[np.ndarray]]:
     """Samples ``num_frames`` evenly spaced frames over the real frame count.
 
@@ -384,46 +574,16 @@ def sample_frames(path, num_frames: int | None) -> tuple[np.ndarray, list[np.nda
 
     Returns:
         ``(indices, frames)``: sorted int64 indices and the matching list of
-        HxWx3 RGB uint8 frames. Only the sampled frames are held in memory.
+        HxWx3 RGB uint8 frames (``FrameSample``, collected).
 
     Raises:
         VideoError: missing, unreadable, empty (0 bytes or 0 frames), not a
             video, truncated, or a requested frame could not be decoded. The
             message names the file.
     """
-    path = os.fspath(path)
-    if num_frames is not None and int(num_frames) < 1:
-        raise ValueError(f"num_frames must be >= 1 or None, got {num_frames}")
-
-    with Decoder(path) as decoder:
-        reported = decoder.reported
-        if num_frames is None:
-            kept = {}
-            while decoder.grab():
-                kept[decoder.position - 1] = decoder.retrieve()
-        elif reported > 0:
-            # Optimistic pass: trust the container, verify by reading to the end.
-            kept = dict(decoder.frames(sample_indices(reported, num_frames)))
-            decoder.skip_to_end()
-        else:
-            kept = {}
-            decoder.skip_to_end()
-        count = check_stream_end(decoder)
-
-    indices = sample_indices(count, num_frames)
-    if all(int(i) in kept for i in indices):
-        return indices, [kept[int(i)] for i in indices]
-
-    # The container's count was wrong or missing: decode the right frames.
-    kept.clear()
-    with Decoder(path) as decoder:
-        kept = dict(decoder.frames(indices))
-    if len(kept) != indices.size:
-        missing = next(int(i) for i in indices if int(i) not in kept)
-        raise VideoError(
-            path, f"frame {missing} of {count} could not be decoded on the second pass"
-        )
-    return indices, [kept[int(i)] for i in indices]
+    sample = FrameSample(path, num_frames)
+    frames = [frame for _, frame in sample]
+    return sample.indices, frames
 
 
 def video_info(path, *, exact: bool = True) -> dict:
