@@ -112,6 +112,9 @@ def main(argv=None) -> int:
         print(f"evaluate: {error}", file=sys.stderr)
         return 2
 
+    from ffseg.cli import import_tensorflow_quietly
+
+    import_tensorflow_quietly()  # no CUDA start-up error lines on a machine without a GPU
     from ffseg.data import pipeline as data_lib
     from ffseg.evaluation import runner as evaluation
     from ffseg.inference.predictors import load_predictor

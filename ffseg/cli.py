@@ -1,4 +1,8 @@
-"""The ``ffseg`` command line; one subcommand per task (``detect`` for now).
+"""The ``ffseg`` command line; one subcommand per task.
+
+``detect`` scores images and videos, ``sample`` writes the embedded FF++-layout
+sample tree, ``pseudo-fakes`` shows what a pseudo-fake-trained model learns
+from, ``serve`` runs the web page and ``export`` writes ONNX or TFLite files.
 
 Each subcommand is added by an ``_add_<name>(subparsers)`` function that sets
 ``run`` to the function that executes it and returns an exit status, so a new
@@ -15,6 +19,7 @@ import re
 import sys
 
 import ffseg
+from ffseg.constants import NOISE_SIGMA, QUALITIES
 
 EXIT_OK = 0
 EXIT_INPUT_FAILED = 1
@@ -417,6 +422,11 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     _add_detect(subparsers)
     _add_sample(subparsers)
+    _add_pseudo_fakes(subparsers)
+    from ffseg.serve.commands import add_export_subcommand, add_serve_subcommand
+
+    add_serve_subcommand(subparsers)
+    add_export_subcommand(subparsers)
     return parser
 
 
@@ -462,6 +472,68 @@ def _run_sample(args) -> int:
         print(f"ffseg sample: {error}", file=sys.stderr)
         return EXIT_USAGE
     print(root)
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------------
+# ffseg pseudo-fakes
+
+_PSEUDO_FAKES_DESCRIPTION = """\
+Shows what a model trained on pseudo-fakes learns from: writes a PNG grid,
+one row per pseudo-fake, with the columns face | pseudo-fake | mask | noise
+label. A photo gives one face, blended differently on every row; a video
+gives its first frames with a face. Rows alternate self-blends (the face with
+an altered copy of itself) and cross-blends (another person's face, aligned
+by landmarks), and cycle through the parts face, inner, eyes and mouth.
+Cross-blend donors are the built-in portraits (scikit-image's astronaut,
+matplotlib's Grace Hopper) unless --donor is given; a donor who is the same
+person as the face is not used. The grid goes to
+OUTPUT/<name>-pseudo-fakes.png; an existing file is never written over
+(-2, -3, ... are added instead).
+"""
+
+
+def _add_pseudo_fakes(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "pseudo-fakes",
+        help="write a grid of self- and cross-blended pseudo-fakes of a photo or a video",
+        description=_PSEUDO_FAKES_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("source", metavar="FACE_OR_VIDEO", help="a face photo or a video")
+    parser.add_argument("--output", required=True, help="folder to write into (created if needed)")
+    parser.add_argument("--rows", type=_positive, default=8, help="pseudo-fakes (default 8)")
+    parser.add_argument("--seed", type=int, default=0, help="first row's seed (default 0)")
+    parser.add_argument(
+        "--quality", choices=QUALITIES, default="c23",
+        help="the noise label's sigma: 5 for c23, 10 for c40 (default c23)",
+    )
+    parser.add_argument(
+        "--donor", action="append", default=None, metavar="PHOTO",
+        help="a photo of another person for the cross-blends (repeatable)",
+    )
+    parser.add_argument("--cell", type=_positive, default=299,
+                        help="side of each picture in pixels (default 299, the crop)")
+    parser.set_defaults(run=_run_pseudo_fakes)
+
+
+def _run_pseudo_fakes(args) -> int:
+    from ffseg.errors import FileError
+    from ffseg.signal.blend import write_grid
+
+    try:
+        with _quiet_native_logs():
+            path = write_grid(
+                args.source, args.output, rows=args.rows, seed=args.seed,
+                sigma=NOISE_SIGMA[args.quality], donors=args.donor, cell=args.cell,
+            )
+    except FileError as error:
+        print(f"ffseg pseudo-fakes: {error}", file=sys.stderr)
+        return EXIT_INPUT_FAILED
+    except (OSError, ValueError) as error:
+        print(f"ffseg pseudo-fakes: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    print(path)
     return EXIT_OK
 
 
