@@ -1,7 +1,11 @@
 """Literal reference for ``ffseg.signal.noise.noise_residual`` (paper Eq. 4-5).
 
-Written straight from FFPP.md's description of the Mihcak, Kozintsev &
-Ramchandran (1999) adaptive Wiener filter, one channel, band and window size
+Written straight from the description of the Mihcak, Kozintsev & Ramchandran
+(1999) adaptive Wiener filter (per channel: 4-level 'db4' DWT; for every
+detail band and window k in {3, 5, 7, 9} the local mean of c^2 with zeros
+outside the band and divisor k*k; variance min_k max(m_k - sigma^2, 0);
+noise part c * sigma^2 / (variance + sigma^2); approximation band zeroed;
+inverse DWT cropped to the image), one channel, band and window size
 at a time, in float64, with nothing fused or rearranged, so that the fast
 version has something obviously right to be compared with. Shared by
 tests/test_noise.py and bench/noise.py.

@@ -63,7 +63,8 @@ def noise_residual(image, sigma, *, levels=4, wavelet="db4"):
         image: H x W or H x W x C array, C in {1, 3}, uint8 or floating point,
             in 0..255 units (the units of ``sigma``).
         sigma: standard deviation of the noise to remove, in 0..255 units;
-            FFPP.md uses 5 for c23 (HQ) and 10 for c40 (LQ) videos.
+            5 for FF++'s c23 (HQ) and 10 for its c40 (LQ) videos
+            (``ffseg.constants.NOISE_SIGMA``).
         levels: number of DWT levels (4 in the paper's PRNU filter).
         wavelet: a PyWavelets discrete wavelet or its name ('db4': 8 taps).
 
