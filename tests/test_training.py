@@ -567,38 +567,42 @@ def test_two_workers_on_localhost_complete_a_run(dummy_ffpp, tmp_path):
     assert not distribution.needs_multi_worker_workaround("3.16.0rc1")
 
 
-def test_train_command_trains_under_a_mixed_precision_policy(dummy_ffpp, tmp_path, capsys):
+def test_training_runs_under_a_mixed_precision_policy(dummy_ffpp, tmp_path):
     import keras
 
-    from experiments import train
+    from ffseg.training import trainer as training
 
-    model_dir = tmp_path / "bf16"
-    overrides = OVERRIDES + [
-        f"data.data_dir={dummy_ffpp.data_dir_root}",
-        "train.mixed_precision=mixed_bfloat16",
-        "train.semantic_epochs=0",
-        "train.full_epochs=1",
-        "train.steps_per_epoch=1",
-        "train.validation_steps=1",
-        "train.tensorboard_images=0",
-        "train.export=false",
-    ]
-    policy = keras.config.dtype_policy().name
-    code = train.main(
-        ["--quiet", "--model_dir", str(model_dir)] + [a for o in overrides for a in ("--set", o)]
+    model_dir = str(tmp_path / "bf16")
+    config = config_lib.override(
+        config_lib.get_experiment("sample"),
+        OVERRIDES
+        + [
+            f"data.data_dir={dummy_ffpp.data_dir_root}",
+            "train.mixed_precision=mixed_bfloat16",
+            "train.semantic_epochs=0",
+            "train.full_epochs=1",
+            "train.steps_per_epoch=1",
+            "train.validation_steps=1",
+            "train.tensorboard_images=0",
+            "train.export=false",
+        ],
     )
-    out = capsys.readouterr().out
-    assert code == 0
-    assert f"summary: {model_dir / 'training_summary.json'}" in out
+    seen = []
+
+    class Policies(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            head = self.model.semantic_heads[0]
+            seen.append((keras.config.dtype_policy().name, head.dtype_policy.name))
+            seen.append({weight.dtype for weight in head.weights})
+
+    policy = keras.config.dtype_policy().name
+    summary = training.train(config, model_dir, verbose=0, callbacks=[Policies()])
+    assert seen == [("mixed_bfloat16", "mixed_bfloat16"), {"float32"}]
     # The policy is the run's, not left behind for the rest of the process.
     assert keras.config.dtype_policy().name == policy == "float32"
-    model = keras.saving.load_model(model_dir / "model.keras", safe_mode=True)
-    head = model.semantic_heads[0]
-    assert head.dtype_policy.name == "mixed_bfloat16"
-    assert all(weight.dtype == "float32" for weight in head.weights)
-    summary = json.loads((model_dir / "training_summary.json").read_text())
     assert list(summary["steps"]) == ["full"]
     assert np.isfinite(summary["stages"]["full"]["loss"][0])
+    assert os.path.exists(os.path.join(model_dir, "model.keras"))
 
 
 @pytest.mark.parametrize("first_step", config_lib.FIRST_STEPS)
