@@ -9,6 +9,7 @@ be reproduced from its own folder.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import json
 import typing
 
@@ -83,12 +84,33 @@ class DataConfig:
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
-    """Optimisation schedule: the paper's two steps (section IV-B).
+    """Optimisation schedule: the paper's two training steps (section IV-B.1).
 
-    Step 1 (`semantic_epochs`) trains the backbone, semantic heads and
-    classifier with the noise branch frozen; step 2 (`full_epochs`) trains
-    everything from step 1's weights. Adam(0.9, 0.999), lr 2e-4, weight
-    decay 1e-5, batch 32 as in the paper.
+    Step 1 (`semantic_epochs`) trains what `first_step` names, and its
+    checkpoint is the epoch of best validation IoU (`semantic/best.weights.h5`);
+    step 2 (`full_epochs`) starts from that checkpoint and trains everything on
+    Eq. 1, and its best validation AUC is the run's result (`best.weights.h5`,
+    `model.keras`, `export/`). Adam(0.9, 0.999), lr 2e-4, weight decay 1e-5,
+    batch 32 as in the paper.
+
+    Args:
+        batch_size: the global batch (split across replicas).
+        learning_rate / weight_decay: Adam's.
+        semantic_epochs / full_epochs: epochs of step 1 and step 2 (0 skips a
+            step; not both).
+        first_step: what step 1 trains. "semantic" is the paper's step 1:
+            the Xception backbone and the semantic map heads on the mask loss
+            alone (classifier and noise heads frozen). "semantic_and_classifier"
+            is ffseg 0.1's step 1: the classifier trains too, on frozen noise
+            features.
+        steps_per_epoch / validation_steps: None = the whole split per epoch.
+        mixed_precision: a Keras dtype policy name: "mixed_bfloat16" (current
+            GPUs and TPUs), "mixed_float16" (older GPUs; loss scaling is
+            automatic), or None / "float32" for full precision. A run folder
+            of ffseg 0.1 holds a bool: `false` reads as None, `true` as
+            "mixed_float16" (what it switched on).
+        tensorboard_images: faces shown with their maps in TensorBoard (0: none).
+        export: write the SavedModel for serving at the end.
     """
 
     batch_size: int = 32
@@ -96,9 +118,10 @@ class TrainConfig:
     weight_decay: float = 1e-5
     semantic_epochs: int = 5
     full_epochs: int = 10
+    first_step: str = "semantic"
     steps_per_epoch: typing.Optional[int] = None
     validation_steps: typing.Optional[int] = None
-    mixed_precision: bool = False
+    mixed_precision: typing.Optional[str] = None
     tensorboard_images: int = 4
     export: bool = True
 
@@ -118,16 +141,17 @@ class ExperimentConfig:
 
     @classmethod
     def from_dict(cls, values: dict) -> "ExperimentConfig":
-        unknown = set(values) - set(_SECTIONS)
-        if unknown:
-            raise ValueError(f"unknown config sections: {sorted(unknown)}")
-        kwargs = {}
-        for name, section_cls in _SECTIONS.items():
-            section = dict(values.get(name, {}))
-            if "gammas" in section:
-                section["gammas"] = tuple(section["gammas"])
-            kwargs[name] = section_cls(**section)
-        return cls(**kwargs)
+        """The config that `to_dict` (or a run folder's config.json) describes.
+
+        Missing fields take their defaults; unknown sections or fields and
+        values of the wrong type raise a one-line `ConfigError` naming them.
+        Example:
+
+        >>> config = get_experiment("sample")
+        >>> ExperimentConfig.from_dict(json.loads(config.to_json())) == config
+        True
+        """
+        return from_dict(values)
 
 
 _SECTIONS = {
@@ -166,58 +190,326 @@ EXPERIMENTS: typing.Dict[str, ExperimentConfig] = {
 }
 
 
+# One line per experiment for `python -m experiments.train --list`. Every
+# name in EXPERIMENTS needs one (tests/test_config.py checks): add it here
+# when adding an experiment.
+DESCRIPTIONS: typing.Dict[str, str] = {
+    "sample": "the README's main job: the embedded ffpp/sample faces, 96 px, random init, "
+    "a few minutes on 2 CPU cores",
+    "ffpp_c23": "FF++ c23 (HQ), real/fake, 299 px, ImageNet Xception (paper Table II)",
+    "ffpp_c40": "FF++ c40 (LQ), real/fake, 299 px, ImageNet Xception (paper Table II)",
+    "ffpp_c23_5class": "FF++ c23, real + the four methods as 5 classes (paper Table V)",
+    "ffpp_c40_5class": "FF++ c40, real + the four methods as 5 classes (paper Table V)",
+}
+
+# The two values of `train.first_step`: FFSeg training stages (see
+# `FFSeg.set_training_stage`) that step 1 may run. "semantic" is the paper's.
+FIRST_STEPS = ("semantic", "semantic_and_classifier")
+# `train.mixed_precision` values besides None: Keras dtype policy names.
+PRECISION_POLICIES = ("float32", "mixed_bfloat16", "mixed_float16")
+
+
+class ConfigError(ValueError):
+    """A config value, field or `--set` assignment that cannot be used.
+
+    The message is one line that names the field (`section.field`) and says
+    what was expected, e.g. `model.image_size: expected an integer, got 'abc'`.
+    """
+
+
 def get_experiment(name: str) -> ExperimentConfig:
+    """The named experiment's config (a key of `EXPERIMENTS`).
+
+    Example:
+
+    >>> get_experiment("ffpp_c40").data.dataset
+    'ffpp/c40'
+    """
     try:
         return EXPERIMENTS[name]
     except KeyError:
-        raise ValueError(
-            f"unknown experiment {name!r}; choose one of {sorted(EXPERIMENTS)}"
+        raise ConfigError(
+            f"unknown experiment {name!r}; choose one of {', '.join(sorted(EXPERIMENTS))}"
         ) from None
 
 
-def _parse_value(text: str, current):
-    """Parses `text` as the type of the field's current value."""
+def describe_experiments() -> typing.List[typing.Tuple[str, str]]:
+    """`(name, one-line description)` of every experiment, sorted by name."""
+    return [
+        (name, DESCRIPTIONS.get(name, "(no description)")) for name in sorted(EXPERIMENTS)
+    ]
+
+
+# === Field types: parsing `--set` text and checking JSON values =============
+
+
+def _field_types(section_cls) -> dict:
+    return typing.get_type_hints(section_cls)
+
+
+def _split_optional(hint):
+    """(inner type, True) for Optional[X], else (hint, False)."""
+    if typing.get_origin(hint) is typing.Union:
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        if len(args) == 1 and len(typing.get_args(hint)) == 2:
+            return args[0], True
+    return hint, False
+
+
+def _describe(hint) -> str:
+    """A field type in words, for messages: 'an integer', 'none or a string'..."""
+    inner, optional = _split_optional(hint)
+    if typing.get_origin(inner) is tuple:
+        args = typing.get_args(inner)
+        if len(args) == 2 and args[1] is Ellipsis:
+            text = f"a comma-separated list of {_describe(args[0]).split(' ', 1)[1]}s"
+        else:
+            text = f"a comma-separated list of {len(args)} {_describe(args[0]).split(' ', 1)[1]}s"
+    else:
+        text = {
+            bool: "a boolean (true or false)",
+            int: "an integer",
+            float: "a number",
+            str: "a string",
+        }.get(inner, f"a {getattr(inner, '__name__', inner)}")
+    return f"none or {text}" if optional else text
+
+
+def _coerce(value, hint):
+    """`value` as a value of type `hint` (JSON lists -> tuples, ints -> floats).
+
+    Raises TypeError when it is not one.
+    """
+    inner, optional = _split_optional(hint)
+    if value is None:
+        if optional:
+            return None
+        raise TypeError
+    if typing.get_origin(inner) is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise TypeError
+        args = typing.get_args(inner)
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_coerce(item, args[0]) for item in value)
+        if len(value) != len(args):
+            raise TypeError
+        return tuple(_coerce(item, arg) for item, arg in zip(value, args))
+    if inner is bool:
+        if isinstance(value, bool):
+            return value
+    elif inner is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif inner is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif inner is str:
+        if isinstance(value, str):
+            return value
+    else:
+        return value  # a type this module does not know: taken as given
+    raise TypeError
+
+
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
+def _parse_value(text: str, hint):
+    """Parses `--set` text as a value of the field type `hint`.
+
+    Raises TypeError or ValueError when the text is not one.
+    """
+    inner, optional = _split_optional(hint)
     if text.lower() in ("none", "null"):
-        return None
-    if isinstance(current, bool):
-        if text.lower() in ("1", "true", "yes"):
+        if optional:
+            return None
+        raise ValueError
+    if typing.get_origin(inner) is tuple:
+        args = typing.get_args(inner)
+        items = [item.strip() for item in text.strip("()[] ").split(",") if item.strip()]
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_parse_value(item, args[0]) for item in items)
+        if len(items) != len(args):
+            raise ValueError
+        return tuple(_parse_value(item, arg) for item, arg in zip(items, args))
+    if inner is bool:
+        if text.lower() in _TRUE:
             return True
-        if text.lower() in ("0", "false", "no"):
+        if text.lower() in _FALSE:
             return False
-        raise ValueError(f"expected a boolean, got {text!r}")
-    if isinstance(current, tuple):
-        return tuple(float(v) for v in text.strip("()[] ").split(","))
-    if isinstance(current, int):
+        raise ValueError
+    if inner is int:
         return int(text)
-    if isinstance(current, float):
+    if inner is float:
         return float(text)
-    if current is None:
-        # Optional fields: numbers stay numbers, anything else is a string.
-        for convert in (int, float):
-            try:
-                return convert(text)
-            except ValueError:
-                pass
     return text
 
 
+# === Value rules beyond the type ============================================
+
+
+def _at_least(minimum):
+    return lambda value: value is None or value >= minimum
+
+
+def _one_of(choices):
+    return lambda value: value is None or value in choices
+
+
+# "section.field" -> (rule, what is expected). A field that a later version
+# renames is skipped, not an error.
+_RULES = {
+    "model.image_size": (_at_least(71), "an integer of at least 71 (Xception's smallest input)"),
+    "model.num_classes": (_at_least(2), "an integer of at least 2"),
+    "train.batch_size": (_at_least(1), "a positive integer"),
+    "train.learning_rate": (lambda v: v > 0, "a positive number"),
+    "train.weight_decay": (_at_least(0), "a number of at least 0"),
+    "train.semantic_epochs": (_at_least(0), "an integer of at least 0"),
+    "train.full_epochs": (_at_least(0), "an integer of at least 0"),
+    "train.first_step": (_one_of(FIRST_STEPS), "one of " + ", ".join(FIRST_STEPS)),
+    "train.steps_per_epoch": (_at_least(1), "none or a positive integer"),
+    "train.validation_steps": (_at_least(1), "none or a positive integer"),
+    "train.mixed_precision": (
+        _one_of(PRECISION_POLICIES),
+        "none or a dtype policy name: " + ", ".join(PRECISION_POLICIES),
+    ),
+    "train.tensorboard_images": (_at_least(0), "an integer of at least 0"),
+    "data.shuffle_buffer": (_at_least(1), "a positive integer"),
+    "data.max_validation_examples": (_at_least(1), "none or a positive integer"),
+}
+
+
+def _check_field(key: str, value, hint):
+    try:
+        value = _coerce(value, hint)
+    except TypeError:
+        raise ConfigError(f"{key}: expected {_describe(hint)}, got {value!r}") from None
+    rule = _RULES.get(key)
+    if rule is not None and not rule[0](value):
+        raise ConfigError(f"{key}: expected {rule[1]}, got {value!r}")
+    return value
+
+
+def validate(config: ExperimentConfig) -> ExperimentConfig:
+    """Checks every field's type and range; returns `config` unchanged.
+
+    Raises:
+        ConfigError: naming the first wrong field and what it expects.
+    """
+    for name, section_cls in _SECTIONS.items():
+        section = getattr(config, name)
+        for field_name, hint in _field_types(section_cls).items():
+            _check_field(f"{name}.{field_name}", getattr(section, field_name), hint)
+    if config.train.semantic_epochs == 0 and config.train.full_epochs == 0:
+        raise ConfigError(
+            "train.semantic_epochs, train.full_epochs: both are 0, nothing would be trained"
+        )
+    return config
+
+
+def _unknown_field(section_name: str, field_name: str, names) -> ConfigError:
+    close = difflib.get_close_matches(field_name, names, n=1)
+    hint = f"; did you mean {section_name}.{close[0]}?" if close else ""
+    return ConfigError(
+        f"{section_name}.{field_name}: {section_name} has no field {field_name!r}{hint} "
+        f"({section_name} fields: {', '.join(sorted(names))})"
+    )
+
+
+def _legacy(section_name: str, section: dict) -> dict:
+    """Maps values that ffseg 0.1 wrote into config.json to today's fields."""
+    if section_name == "train" and section:
+        if isinstance(section.get("mixed_precision"), bool):
+            # 0.1's bool switched on "mixed_float16".
+            section["mixed_precision"] = "mixed_float16" if section["mixed_precision"] else None
+        # 0.1 wrote no first_step: its step 1 trained the classifier too.
+        section.setdefault("first_step", "semantic_and_classifier")
+    return section
+
+
+def from_dict(values: dict) -> ExperimentConfig:
+    """`ExperimentConfig.from_dict`: a config from nested JSON-like values."""
+    if not isinstance(values, dict):
+        raise ConfigError(f"a config is a JSON object of sections, got {type(values).__name__}")
+    unknown = sorted(set(values) - set(_SECTIONS))
+    if unknown:
+        raise ConfigError(
+            f"{unknown[0]}: no such config section (sections: {', '.join(_SECTIONS)})"
+        )
+    kwargs = {}
+    for name, section_cls in _SECTIONS.items():
+        section = values.get(name, {})
+        if not isinstance(section, dict):
+            raise ConfigError(f"{name}: expected a JSON object of fields, got {section!r}")
+        section = _legacy(name, dict(section))
+        types = _field_types(section_cls)
+        for field_name in section:
+            if field_name not in types:
+                raise _unknown_field(name, field_name, types)
+        kwargs[name] = section_cls(
+            **{
+                field_name: _check_field(f"{name}.{field_name}", value, types[field_name])
+                for field_name, value in section.items()
+            }
+        )
+    return validate(ExperimentConfig(**kwargs))
+
+
 def override(config: ExperimentConfig, assignments) -> ExperimentConfig:
-    """Applies `section.field=value` strings (e.g. `train.batch_size=16`)."""
+    """Applies `section.field=value` strings (e.g. `train.batch_size=16`).
+
+    Each value is parsed as its field's type ("none" for an optional field;
+    "a,b,c" for a list); the result is validated.
+
+    Raises:
+        ConfigError: one line naming the assignment or field, and what it
+            expects.
+
+    Example:
+
+    >>> config = override(get_experiment("sample"), ["train.batch_size=16"])
+    >>> config.train.batch_size
+    16
+    """
     for assignment in assignments or ():
         key, sep, text = assignment.partition("=")
         section_name, _, field_name = key.strip().partition(".")
         if not sep or section_name not in _SECTIONS or not field_name:
-            raise ValueError(
-                f"--set expects section.field=value with section in "
-                f"{sorted(_SECTIONS)}, got {assignment!r}"
+            raise ConfigError(
+                f"--set {assignment!r}: expected section.field=value with section one of "
+                f"{', '.join(_SECTIONS)}"
             )
-        section = getattr(config, section_name)
-        names = {f.name for f in dataclasses.fields(section)}
-        if field_name not in names:
-            raise ValueError(
-                f"{section_name} has no field {field_name!r}; fields: {sorted(names)}"
-            )
-        value = _parse_value(text.strip(), getattr(section, field_name))
-        section = dataclasses.replace(section, **{field_name: value})
+        types = _field_types(_SECTIONS[section_name])
+        if field_name not in types:
+            raise _unknown_field(section_name, field_name, types)
+        hint = types[field_name]
+        try:
+            value = _parse_value(text.strip(), hint)
+        except (TypeError, ValueError):
+            raise ConfigError(
+                f"{section_name}.{field_name}: expected {_describe(hint)}, got {text.strip()!r}"
+            ) from None
+        value = _check_field(key.strip(), value, hint)
+        section = dataclasses.replace(getattr(config, section_name), **{field_name: value})
         config = dataclasses.replace(config, **{section_name: section})
-    return config
+    return validate(config)
+
+
+def differences(old: ExperimentConfig, new: ExperimentConfig) -> typing.List[str]:
+    """`"section.field: old -> new"` for every field that differs, sorted."""
+    flat_old, flat_new = _flatten(old.to_dict()), _flatten(new.to_dict())
+    return [
+        f"{key}: {flat_old.get(key)!r} -> {flat_new.get(key)!r}"
+        for key in sorted(set(flat_old) | set(flat_new))
+        if flat_old.get(key) != flat_new.get(key)
+    ]
+
+
+def _flatten(values: dict, prefix: str = "") -> dict:
+    flat = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = list(value) if isinstance(value, tuple) else value
+    return flat

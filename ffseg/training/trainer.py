@@ -1,26 +1,35 @@
-"""Training FFSeg: strategy, the paper's two steps, callbacks, export.
+"""Training FFSeg: the paper's two steps, run folders, save and export.
 
 `train(config, model_dir)` is what `python -m experiments.train` runs:
 
-1. writes the resolved config to `model_dir/config.json`;
-2. picks the strategy: MultiWorkerMirroredStrategy when `TF_CONFIG` is set,
-   else MirroredStrategy over the visible GPUs (the CPU when there are none);
+1. checks the config and decides what to do with `model_dir` (see
+   `ffseg.training.run_folder`: a folder holding another run is refused
+   before anything is written);
+2. picks the strategy (`ffseg.training.distribution`);
 3. prepares the TFDS dataset if missing (`ffpp/sample` builds itself);
-4. step 1 ("semantic": backbone + semantic heads + classifier, noise branch
-   frozen), then step 2 ("full": everything, from step 1's weights), each a
-   `fit` with TensorBoard, best-on-validation-AUC checkpoint and
-   `BackupAndRestore`;
-5. saves `model.keras` and exports the SavedModel for serving.
+4. writes the resolved config to `model_dir/config.json`;
+5. step 1 (`train.first_step`, paper Sec. IV-B.1: backbone and semantic
+   heads on the mask loss) keeps its best validation IoU epoch in
+   `semantic/best.weights.h5`; step 2 ("full", Eq. 1) starts from those
+   weights and keeps its best validation AUC epoch in `best.weights.h5`;
+6. saves that best step-2 model as `model.keras`, exports the SavedModel,
+   and writes `training_summary.json`.
 
-Resuming: `BackupAndRestore` backs up at every epoch end. A run killed at any
-point restarts the interrupted epoch from that epoch's starting weights, and
-the training stream is fast-forwarded to the same place (the shuffled stream
-is deterministic given `data.seed`), so no batch is trained twice or skipped.
-A step that finished leaves `<stage>/done.weights.h5` and is not re-run.
+Each step is a `fit` with `BackupAndRestore`, TensorBoard (step 2's epochs
+continue step 1's numbering: the logs of `semantic/` and `full/` form one
+time line), validation EER and pixel AUC, and map images.
+
+Resuming (`resume=True`): `BackupAndRestore` backs up at every epoch end. A
+run killed at any point restarts the interrupted epoch from that epoch's
+starting weights and optimizer state, and the training stream is
+fast-forwarded to the same place (the shuffled stream is deterministic given
+`data.seed`), so no batch is trained twice or skipped. A step that finished
+leaves `<step>/done.weights.h5` and is not run again.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -28,63 +37,40 @@ import warnings
 
 import keras
 import numpy as np
-import tensorflow as tf
 
+from ffseg import config as config_lib
 from ffseg.config import ExperimentConfig
 from ffseg.constants import BINARY_CLASS_NAMES, CLASS_NAMES, TRAINING_STAGES
 from ffseg.data import pipeline as data_lib
 from ffseg.inference import export as export_lib
-from ffseg.training.callbacks import BestCheckpoint, MapImages
+from ffseg.training import distribution
+from ffseg.training import run_folder as run_folder_lib
+from ffseg.training.callbacks import (
+    BestCheckpoint,
+    EpochRecord,
+    MapImages,
+    ValidationFigures,
+    epoch_history,
+)
 
+# The paper's two steps, in order: their folder names in a run folder.
 STAGES = TRAINING_STAGES
+# The validation figure that chooses each step's checkpoint: step 1 trains
+# the maps (IoU, Eq. 7), step 2 the detector (AUC).
+CHECKPOINT_MONITORS = {"semantic": "val_iou", "full": "val_auc"}
 
 
-def get_strategy() -> tf.distribute.Strategy:
-    """Multi-worker when `TF_CONFIG` names a cluster, else one machine."""
-    if os.environ.get("TF_CONFIG"):
-        return tf.distribute.MultiWorkerMirroredStrategy()
-    gpus = tf.config.list_logical_devices("GPU")
-    if gpus:
-        return tf.distribute.MirroredStrategy([d.name for d in gpus])
-    cpus = tf.config.list_logical_devices("CPU")
-    return tf.distribute.MirroredStrategy([d.name for d in cpus])
+def step_stage(config: ExperimentConfig, step: str) -> str:
+    """The FFSeg training stage that `step` ("semantic" or "full") runs."""
+    return config.train.first_step if step == "semantic" else "full"
 
 
-def is_chief(strategy) -> bool:
-    resolver = getattr(strategy, "cluster_resolver", None)
-    if resolver is None or not os.environ.get("TF_CONFIG"):
-        return True
-    task_type, task_id = resolver.task_type, resolver.task_id
-    return task_type is None or task_type == "chief" or (task_type == "worker" and task_id == 0)
-
-
-def _is_multi_worker(strategy) -> bool:
-    return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
-
-
-def _num_workers(strategy) -> int:
-    if not _is_multi_worker(strategy):
-        return 1
-    cluster = strategy.cluster_resolver.cluster_spec().as_dict()
-    return len(cluster.get("chief", [])) + len(cluster.get("worker", []))
-
-
-def _vector_logs(step_fn):
-    """Wraps a train/test step so its scalar logs are shape [1].
-
-    Keras 3.15 reduces per-replica logs of a multi-worker collective strategy
-    with `strategy.reduce("MEAN", v, axis=0)`, which fails on scalars
-    (keras-team/keras#20585); a [1] vector reduces to the same mean.
-    """
-
-    def step(data):
-        logs = step_fn(data)
-        return {k: tf.reshape(v, [1]) for k, v in logs.items()}
-
-    return step
+def step_epochs(config: ExperimentConfig, step: str) -> int:
+    return getattr(config.train, f"{step}_epochs")
 
 
 def build_model(config: ExperimentConfig, stage: str):
+    """A fresh FFSeg for `config`, set to the training `stage`."""
     from ffseg.models.ffseg_model import FFSeg
 
     model = FFSeg(
@@ -111,12 +97,119 @@ def compile_model(model, config: ExperimentConfig):
         weight_decay=config.train.weight_decay or None,
     )
     model.compile(optimizer=optimizer)
-    # Building the optimizer and model here avoids Keras' symbolic build on a
-    # distributed batch, which fails under MultiWorkerMirroredStrategy.
+    # Built here, not on the first batch: the multi-worker workaround needs
+    # it, and BackupAndRestore restores the optimizer's state into it.
     model.optimizer.build(model.trainable_variables)
 
 
-def _resume_epoch(backup_dir: str) -> int:
+# === Datasets ===============================================================
+
+
+@dataclasses.dataclass
+class Datasets:
+    """The inputs of a run: the validation batches and a resumable training stream.
+
+    Args:
+        builder: the prepared TFDS builder.
+        config: the run's config.
+        steps_per_epoch: training batches per epoch.
+        validation: the batched validation split (capped by
+            `data.max_validation_examples`).
+        image_batch: the validation faces shown in TensorBoard.
+        options: keyword arguments of `make_dataset` shared by both splits.
+    """
+
+    builder: object
+    config: ExperimentConfig
+    steps_per_epoch: int
+    validation: object
+    image_batch: object
+    options: dict
+
+    def training(self, epochs_done: int = 0):
+        """The training stream, past the examples of `epochs_done` epochs."""
+        skip = epochs_done * self.steps_per_epoch * self.config.train.batch_size
+        return data_lib.make_dataset(
+            self.builder, self.config.data.train_split, training=True, skip=skip, **self.options
+        )
+
+
+def _steps(builder, split: str, batch_size: int, requested) -> int:
+    if requested:
+        return int(requested)
+    count = builder.info.splits[split].num_examples
+    steps = count // batch_size
+    if steps < 1:
+        raise config_lib.ConfigError(
+            f"train.batch_size: split {split!r} of {builder.info.full_name} has {count} "
+            f"examples, fewer than one batch of {batch_size}"
+        )
+    return steps
+
+
+def prepare_dataset(config: ExperimentConfig):
+    """The prepared TFDS builder of `config.data.dataset` (built if missing).
+
+    Raises:
+        ConfigError: the dataset is not prepared and needs source files that
+            `data.manual_dir` does not give.
+    """
+    try:
+        return data_lib.ensure_built(
+            config.data.dataset, data_dir=config.data.data_dir, manual_dir=config.data.manual_dir
+        )
+    except FileNotFoundError as error:
+        if config.data.manual_dir is not None:
+            raise
+        where = config.data.data_dir or "the default TFDS data_dir"
+        raise config_lib.ConfigError(
+            f"data.manual_dir: {config.data.dataset} is not prepared in {where} and building "
+            "it needs its source files: pass --set data.manual_dir=PATH (the FF++ or "
+            "Celeb-DF root) or --set data.data_dir=PATH where it is built"
+        ) from error
+
+
+def make_datasets(config: ExperimentConfig, builder, workers: int = 1) -> Datasets:
+    """The validation batches and training stream of `config` from `builder`."""
+    data, train = config.data, config.train
+    splits = builder.info.splits
+    options = dict(
+        image_size=config.model.image_size,
+        batch_size=train.batch_size,
+        flip=data.flip,
+        shuffle_buffer=data.shuffle_buffer,
+        deterministic=data.deterministic,
+        seed=data.seed,
+        shard_by_files=min(
+            splits[data.train_split].num_shards, splits[data.validation_split].num_shards
+        )
+        >= workers,
+    )
+    validation = data_lib.make_dataset(
+        builder,
+        data.validation_split,
+        training=False,
+        take=data.max_validation_examples,
+        **options,
+    )
+    image_batch = None
+    if train.tensorboard_images:
+        image_batch = next(iter(validation.unbatch().batch(train.tensorboard_images)))
+    return Datasets(
+        builder=builder,
+        config=config,
+        steps_per_epoch=_steps(builder, data.train_split, train.batch_size, train.steps_per_epoch),
+        validation=validation,
+        image_batch=image_batch,
+        options=options,
+    )
+
+
+# === One step ===============================================================
+
+
+def _backup_epoch(backup_dir: str) -> int:
+    """The epoch a `BackupAndRestore` backup resumes at (0 without one)."""
     path = os.path.join(backup_dir, "training_metadata.json")
     if not os.path.exists(path):
         return 0
@@ -124,81 +217,236 @@ def _resume_epoch(backup_dir: str) -> int:
         return int(json.load(f).get("epoch", 0))
 
 
-def _steps(builder, split: str, batch_size: int, requested, *, training: bool) -> int:
-    if requested:
-        return int(requested)
-    count = builder.info.splits[split].num_examples
-    steps = count // batch_size if training else -(-count // batch_size)
-    if steps < 1:
-        raise ValueError(
-            f"split {split!r} of {builder.info.full_name} has {count} examples, "
-            f"fewer than one batch of {batch_size}"
-        )
-    return steps
+def run_step(
+    model,
+    step: str,
+    datasets: Datasets,
+    out_dir: str,
+    *,
+    first_epoch: int,
+    verbose="auto",
+    callbacks=(),
+):
+    """Trains one step ("semantic" or "full") of a compiled model, resumably.
 
-
-def _worker_dir(model_dir: str, chief: bool, name: str) -> str:
-    """Non-chief workers write to a private scratch folder (saved, then unused)."""
-    if chief:
-        return model_dir
-    import tempfile
-
-    return tempfile.mkdtemp(prefix=f"ffseg-{name}-")
-
-
-def train(config: ExperimentConfig, model_dir: str, *, verbose="auto", callbacks=()) -> dict:
-    """Runs the experiment; returns paths of what it wrote and the final logs.
-
-    `callbacks` are added to each step's `fit` (after the built-in ones).
+    Epochs are numbered from `first_epoch` (the epochs of the steps before),
+    so TensorBoard draws the steps as one time line. The step's best epoch
+    (by `CHECKPOINT_MONITORS[step]`) is saved in `<step>/best.weights.h5`
+    (step 2: `best.weights.h5` in `out_dir`), and the model ends with those
+    weights (its last epoch's when no epoch was scored). Returns nothing: its
+    records are in `<step>/epochs.json`.
     """
-    strategy = get_strategy()
-    chief = is_chief(strategy)
-    os.makedirs(model_dir, exist_ok=True)
-    out_dir = _worker_dir(model_dir, chief, "worker")
-    with open(os.path.join(out_dir, "config.json"), "w") as f:
-        f.write(config.to_json())
+    config = datasets.config
+    epochs = step_epochs(config, step)
+    step_dir = os.path.join(out_dir, step)
+    backup_dir = os.path.join(step_dir, "backup")
+    resume_at = max(_backup_epoch(backup_dir), first_epoch)
+    if resume_at > first_epoch:
+        logging.info("Resuming step %r at epoch %d", step, resume_at)
+    # Each step reads its own deterministic stream; a resumed step skips
+    # exactly the examples its finished epochs consumed.
+    train_ds = datasets.training(epochs_done=resume_at - first_epoch)
+    best_path = (
+        os.path.join(out_dir, "best.weights.h5")
+        if step == "full"
+        else os.path.join(step_dir, "best.weights.h5")
+    )
+    log_dir = os.path.join(out_dir, "logs", step)
+    step_callbacks = [
+        keras.callbacks.BackupAndRestore(backup_dir, save_freq="epoch"),
+        # Before the callbacks that read the logs it completes.
+        ValidationFigures(datasets.validation, config.train.validation_steps),
+        EpochRecord(os.path.join(step_dir, "epochs.json")),
+        BestCheckpoint(best_path, monitor=CHECKPOINT_MONITORS[step]),
+        keras.callbacks.TensorBoard(log_dir),
+    ]
+    if datasets.image_batch is not None:
+        step_callbacks.append(MapImages(os.path.join(log_dir, "maps"), datasets.image_batch))
+    # Keras keeps a restored epoch on the model across `fit` calls: a
+    # resumed step 1 would otherwise shift step 2's epochs.
+    model._initial_epoch = None
+    model.fit(
+        train_ds,
+        initial_epoch=first_epoch,
+        epochs=first_epoch + epochs,
+        steps_per_epoch=datasets.steps_per_epoch,
+        validation_data=datasets.validation,
+        validation_steps=config.train.validation_steps,
+        callbacks=step_callbacks + list(callbacks),
+        verbose=verbose,
+        shuffle=False,  # the dataset shuffles itself
+    )
+    if os.path.exists(best_path):
+        model.load_weights(best_path)
+    else:
+        logging.warning(
+            "Step %r: %s was never computed; keeping the last epoch's weights",
+            step,
+            CHECKPOINT_MONITORS[step],
+        )
+
+
+# === Save and export ========================================================
+
+
+def save_and_export(model, config: ExperimentConfig, model_dir: str) -> dict:
+    """Writes `model.keras` and (if `train.export`) the SavedModel `export/`.
+
+    Returns the paths written: `{"keras_model": ..., "saved_model": ...}`.
+    """
+    paths = {}
+    model_path = os.path.join(model_dir, "model.keras")
+    model.save(model_path)
+    paths["keras_model"] = model_path
+    if config.train.export:
+        export_path = os.path.join(model_dir, "export")
+        num_classes = config.model.num_classes
+        export_lib.export_saved_model(
+            model,
+            export_path,
+            metadata={
+                "class_names": list(CLASS_NAMES[:num_classes])
+                if num_classes > 2
+                else list(BINARY_CLASS_NAMES),
+                "dataset": config.data.dataset,
+            },
+        )
+        paths["saved_model"] = export_path
+    return paths
+
+
+def _summary(config, model_dir, out_dir, paths) -> dict:
+    steps, stages = {}, {}
+    for step in STAGES:
+        record = os.path.join(out_dir, step, "epochs.json")
+        if step_epochs(config, step) <= 0 or not os.path.exists(record):
+            continue
+        history = epoch_history(record)
+        stages[step] = history
+        best_path = os.path.join(
+            out_dir, "best.weights.h5" if step == "full" else os.path.join(step, "best.weights.h5")
+        )
+        best = None
+        if os.path.exists(best_path + ".json"):
+            with open(best_path + ".json") as f:
+                best = json.load(f)
+        steps[step] = {"stage": step_stage(config, step), "best": best}
+    final = "full" if "full" in steps else "semantic"
+    return {
+        "model_dir": model_dir,
+        "final_weights": f"step {final!r}, best {CHECKPOINT_MONITORS[final]}",
+        "steps": steps,
+        "stages": stages,
+        **paths,
+    }
+
+
+# === The run ================================================================
+
+
+def train(
+    config: ExperimentConfig,
+    model_dir: str,
+    *,
+    resume: bool = False,
+    overwrite: bool = False,
+    verbose="auto",
+    callbacks=(),
+) -> dict:
+    """Runs the experiment `config` in the run folder `model_dir`.
+
+    Args:
+        config: the experiment (see `ffseg.config`).
+        model_dir: the run folder. New or empty: a new run. Holding a run:
+            refused, unless `resume` (continue it; a finished run is left
+            as it is) or `overwrite` (move it aside to
+            `<model_dir>.old-<timestamp>`, then train anew).
+        verbose: Keras' `fit` verbosity.
+        callbacks: added to each step's `fit`, after the built-in ones.
+
+    Returns:
+        the training summary, also written to `training_summary.json`:
+        per-step epoch logs under "stages", each step's best epoch under
+        "steps", and the paths "keras_model" and "saved_model".
+
+    Raises:
+        ConfigError: a config value that cannot be used.
+        RunFolderError: `model_dir` may not be used so (nothing written).
+
+    Example:
+
+    >>> from ffseg import config as config_lib
+    >>> config = config_lib.override(
+    ...     config_lib.get_experiment("sample"),
+    ...     ["train.semantic_epochs=1", "train.full_epochs=1", "train.steps_per_epoch=2"],
+    ... )
+    >>> summary = train(config, "runs/quick")  # doctest: +SKIP
+    >>> summary["keras_model"]  # doctest: +SKIP
+    'runs/quick/model.keras'
+    """
+    config_lib.validate(config)
+    # Only the chief writes the run folder; the other workers of a cluster
+    # write to scratch folders and follow the chief's plan.
+    chief = distribution.is_chief()
+    if chief:
+        plan = run_folder_lib.plan(model_dir, config, resume=resume, overwrite=overwrite)
+    else:
+        plan = run_folder_lib.RunFolderPlan(model_dir, run_folder_lib.NEW)
+    if plan.action == run_folder_lib.FINISHED:
+        logging.info("%s holds a finished run of this config: nothing to do", model_dir)
+        return run_folder_lib.read_summary(model_dir)
+    # The strategy comes before any other TensorFlow op.
+    strategy = distribution.get_strategy()
     logging.info(
         "Strategy %s with %d replica(s)", type(strategy).__name__, strategy.num_replicas_in_sync
     )
+    builder = prepare_dataset(config)
+    datasets = make_datasets(config, builder, distribution.num_workers(strategy))
+
+    # Only now, with the dataset ready, is anything written.
+    if chief:
+        if plan.action == run_folder_lib.OVERWRITE:
+            run_folder_lib.move_aside(model_dir)
+        os.makedirs(model_dir, exist_ok=True)
+        out_dir = model_dir
+    else:
+        out_dir = distribution.scratch_dir("worker")
+    config_path = os.path.join(out_dir, run_folder_lib.CONFIG_FILE)
+    if not os.path.exists(config_path):  # a resumed run keeps its own
+        run_folder_lib.write_new_file(config_path, config.to_json())
+
+    previous_policy = keras.config.dtype_policy()
     if config.train.mixed_precision:
-        keras.mixed_precision.set_global_policy("mixed_float16")
-    if config.data.deterministic:
-        keras.utils.set_random_seed(config.data.seed)
-        tf.config.experimental.enable_op_determinism()
+        keras.config.set_dtype_policy(config.train.mixed_precision)
+    try:
+        if config.data.deterministic:
+            import tensorflow as tf
 
-    builder = data_lib.ensure_built(
-        config.data.dataset, data_dir=config.data.data_dir, manual_dir=config.data.manual_dir
-    )
-    train_split, val_split = config.data.train_split, config.data.validation_split
-    batch = config.train.batch_size
-    steps_per_epoch = _steps(
-        builder, train_split, batch, config.train.steps_per_epoch, training=True
-    )
-    val_take = config.data.max_validation_examples
-    workers = _num_workers(strategy)
-    splits = builder.info.splits
-    dataset_kwargs = dict(
-        image_size=config.model.image_size,
-        batch_size=batch,
-        flip=config.data.flip,
-        shuffle_buffer=config.data.shuffle_buffer,
-        deterministic=config.data.deterministic,
-        seed=config.data.seed,
-        shard_by_files=min(splits[train_split].num_shards, splits[val_split].num_shards) >= workers,
-    )
-    val_ds = data_lib.make_dataset(
-        builder, val_split, training=False, take=val_take, **dataset_kwargs
-    )
-    image_batch = next(iter(val_ds.unbatch().batch(config.train.tensorboard_images)))
+            keras.utils.set_random_seed(config.data.seed)
+            tf.config.experimental.enable_op_determinism()
+        model = _train_steps(config, strategy, datasets, out_dir, verbose, callbacks)
+    finally:
+        keras.config.set_dtype_policy(previous_policy)
 
-    results = {"model_dir": model_dir, "stages": {}}
+    paths = save_and_export(model, config, model_dir) if chief else {}
+    summary = _summary(config, model_dir, out_dir, paths)
+    if chief:
+        summary_path = os.path.join(model_dir, run_folder_lib.SUMMARY_FILE)
+        run_folder_lib.write_new_file(summary_path, json.dumps(summary, indent=2))
+        summary["summary"] = summary_path
+    return summary
+
+
+def _train_steps(config, strategy, datasets, out_dir, verbose, callbacks):
+    """Runs both steps (or what is left of them); returns the final model."""
     model = None
-    for stage in STAGES:
-        epochs = getattr(config.train, f"{stage}_epochs")
-        stage_dir = os.path.join(out_dir, stage)
-        done_path = os.path.join(stage_dir, "done.weights.h5")
+    first_epoch = 0
+    for step in STAGES:
+        epochs = step_epochs(config, step)
         if epochs <= 0:
             continue
+        stage = step_stage(config, step)
+        done_path = os.path.join(out_dir, step, "done.weights.h5")
         with strategy.scope():
             if model is None:
                 model = build_model(config, stage)
@@ -209,78 +457,21 @@ def train(config: ExperimentConfig, model_dir: str, *, verbose="auto", callbacks
                     warnings.filterwarnings("ignore", "set_training_stage")
                     model.set_training_stage(stage)
             compile_model(model, config)
-        if _is_multi_worker(strategy) and "train_step" not in vars(model):
-            model.train_step = _vector_logs(model.train_step)
-            model.test_step = _vector_logs(model.test_step)
-            # Keras 3.15 reduces the first distributed batch to build the
-            # model symbolically, which fails for a multi-worker collective
-            # strategy (keras-team/keras#20585). The model and its optimizer
-            # are built above and FFSeg compiles no loss or metrics, so the
-            # symbolic build has nothing to do: skip it.
-            model._maybe_symbolic_build = lambda iterator=None, data_batch=None: None
+        distribution.apply_multi_worker_workaround(model, strategy)
         if os.path.exists(done_path):
-            logging.info("Step %r already finished: loading %s", stage, done_path)
+            logging.info("Step %r already finished: loading %s", step, done_path)
             model.load_weights(done_path)
-            continue
-        backup_dir = os.path.join(stage_dir, "backup")
-        initial_epoch = _resume_epoch(backup_dir)
-        if initial_epoch:
-            logging.info("Resuming step %r at epoch %d", stage, initial_epoch)
-        # Each step reads its own deterministic stream; a resumed step skips
-        # exactly the examples its finished epochs consumed.
-        train_ds = data_lib.make_dataset(
-            builder,
-            train_split,
-            training=True,
-            skip=initial_epoch * steps_per_epoch * batch,
-            **dataset_kwargs,
-        )
-        stage_callbacks = [
-            keras.callbacks.BackupAndRestore(backup_dir, save_freq="epoch"),
-            keras.callbacks.TensorBoard(os.path.join(out_dir, "logs", stage)),
-            MapImages(os.path.join(out_dir, "logs", stage, "maps"), image_batch),
-            BestCheckpoint(os.path.join(out_dir, "best.weights.h5"), monitor="val_auc"),
-            *callbacks,
-        ]
-        history = model.fit(
-            train_ds,
-            epochs=epochs,
-            steps_per_epoch=steps_per_epoch,
-            validation_data=val_ds,
-            validation_steps=config.train.validation_steps,
-            callbacks=stage_callbacks,
-            verbose=verbose,
-            shuffle=False,  # the dataset shuffles itself
-        )
-        model.save_weights(done_path)
-        results["stages"][stage] = {k: [float(v) for v in vs] for k, vs in history.history.items()}
-
-    if model is None:
-        raise ValueError("nothing to train: semantic_epochs and full_epochs are both 0")
-    best_path = os.path.join(out_dir, "best.weights.h5")
-    if os.path.exists(best_path):
-        with warnings.catch_warnings():
-            # The best epoch may be from step 1, whose optimizer had fewer
-            # variables; only the model weights matter from here on.
-            warnings.filterwarnings("ignore", "Skipping variable loading for optimizer")
-            model.load_weights(best_path)
-    if chief:
-        model_path = os.path.join(model_dir, "model.keras")
-        model.save(model_path)
-        results["keras_model"] = model_path
-        if config.train.export:
-            export_path = os.path.join(model_dir, "export")
-            export_lib.export_saved_model(
+        else:
+            run_step(
                 model,
-                export_path,
-                metadata={
-                    "class_names": list(CLASS_NAMES[: config.model.num_classes])
-                    if config.model.num_classes > 2
-                    else list(BINARY_CLASS_NAMES),
-                    "dataset": config.data.dataset,
-                },
+                step,
+                datasets,
+                out_dir,
+                first_epoch=first_epoch,
+                verbose=verbose,
+                callbacks=callbacks,
             )
-            results["saved_model"] = export_path
-        with open(os.path.join(model_dir, "results.json"), "w") as f:
-            json.dump(results, f, indent=2)
-    return results
+            # The weights the next step starts from (the best epoch's).
+            model.save_weights(done_path)
+        first_epoch += epochs
+    return model
