@@ -94,6 +94,9 @@ def main(argv=None) -> int:
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    from ffseg.cli import import_tensorflow_quietly
+
+    import_tensorflow_quietly()  # no CUDA start-up error lines on a machine without a GPU
     from ffseg.training import run_folder
     from ffseg.training import trainer as training
 
@@ -106,6 +109,7 @@ def main(argv=None) -> int:
             resume=args.resume,
             overwrite=args.overwrite,
             verbose=2 if args.quiet else "auto",
+            experiment=args.experiment,
         )
     except (config_lib.ConfigError, run_folder.RunFolderError) as error:
         return _fail(str(error))

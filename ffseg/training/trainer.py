@@ -30,6 +30,7 @@ leaves `<step>/done.weights.h5` and is not run again.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import json
 import logging
 import os
@@ -289,8 +290,14 @@ def run_step(
 # === Save and export ========================================================
 
 
-def save_and_export(model, config: ExperimentConfig, model_dir: str) -> dict:
+def save_and_export(
+    model, config: ExperimentConfig, model_dir: str, *, experiment=None, started=None
+) -> dict:
     """Writes `model.keras` and (if `train.export`) the SavedModel `export/`.
+
+    The export's model card (`ffseg.json`) records the experiment's name,
+    its resolved config and when training started, so an evaluation knows
+    which of the paper's figures apply and a server can say what it serves.
 
     Returns the paths written: `{"keras_model": ..., "saved_model": ...}`.
     """
@@ -309,6 +316,9 @@ def save_and_export(model, config: ExperimentConfig, model_dir: str) -> dict:
                 if num_classes > 2
                 else list(BINARY_CLASS_NAMES),
                 "dataset": config.data.dataset,
+                "experiment": experiment,
+                "config": config.to_dict(),
+                "training_started": started,
             },
         )
         paths["saved_model"] = export_path
@@ -352,6 +362,7 @@ def train(
     overwrite: bool = False,
     verbose="auto",
     callbacks=(),
+    experiment: str | None = None,
 ) -> dict:
     """Runs the experiment `config` in the run folder `model_dir`.
 
@@ -363,6 +374,8 @@ def train(
             `<model_dir>.old-<timestamp>`, then train anew).
         verbose: Keras' `fit` verbosity.
         callbacks: added to each step's `fit`, after the built-in ones.
+        experiment: the experiment's name, recorded in the export's model
+            card.
 
     Returns:
         the training summary, also written to `training_summary.json`:
@@ -385,6 +398,7 @@ def train(
     'runs/quick/model.keras'
     """
     config_lib.validate(config)
+    started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     # Only the chief writes the run folder; the other workers of a cluster
     # write to scratch folders and follow the chief's plan.
     chief = distribution.is_chief()
@@ -428,7 +442,11 @@ def train(
     finally:
         keras.config.set_dtype_policy(previous_policy)
 
-    paths = save_and_export(model, config, model_dir) if chief else {}
+    paths = (
+        save_and_export(model, config, model_dir, experiment=experiment, started=started)
+        if chief
+        else {}
+    )
     summary = _summary(config, model_dir, out_dir, paths)
     if chief:
         summary_path = os.path.join(model_dir, run_folder_lib.SUMMARY_FILE)
