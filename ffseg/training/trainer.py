@@ -85,17 +85,9 @@ def _vector_logs(step_fn):
 
 
 def build_model(config: ExperimentConfig, stage: str):
-    from ffseg.models.ffseg_model import FFSeg
+    from ffseg.models.ffseg_model import FFSeg, ffseg_arguments
 
-    model = FFSeg(
-        image_size=config.model.image_size,
-        num_classes=config.model.num_classes,
-        backbone_weights=config.model.backbone_weights,
-        gammas=config.model.gammas,
-        batch_norm_momentum=config.model.batch_norm_momentum,
-        noise_loss_weight=config.loss.noise_weight,
-        mask_loss_weight=config.loss.mask_weight,
-    )
+    model = FFSeg(**ffseg_arguments(config.model, config.loss))
     model.set_training_stage(stage)
     return model
 
@@ -169,6 +161,8 @@ def train(config: ExperimentConfig, model_dir: str, *, verbose="auto", callbacks
     builder = data_lib.ensure_built(
         config.data.dataset, data_dir=config.data.data_dir, manual_dir=config.data.manual_dir
     )
+    # Before any training: a dataset without a method the run asks for stops it.
+    data_lib.check_methods(builder, config.data.methods)
     train_split, val_split = config.data.train_split, config.data.validation_split
     batch = config.train.batch_size
     steps_per_epoch = _steps(
@@ -180,10 +174,7 @@ def train(config: ExperimentConfig, model_dir: str, *, verbose="auto", callbacks
     dataset_kwargs = dict(
         image_size=config.model.image_size,
         batch_size=batch,
-        flip=config.data.flip,
-        shuffle_buffer=config.data.shuffle_buffer,
-        deterministic=config.data.deterministic,
-        seed=config.data.seed,
+        **data_lib.dataset_options(config.data),
         shard_by_files=min(splits[train_split].num_shards, splits[val_split].num_shards) >= workers,
     )
     val_ds = data_lib.make_dataset(
