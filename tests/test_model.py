@@ -399,3 +399,5 @@ def test_invalid_arguments():
         FFSeg(image_size=71, taps=(), **SMALL)
     with pytest.raises(ValueError, match="noise unit"):
         FFSeg(image_size=71, noise_unit="volts", **SMALL)
+    with pytest.raises(ValueError, match="mask loss alone"):
+        FFSeg(image_size=71, mask_loss_weight=0.0, training_stage="semantic", **SMALL)

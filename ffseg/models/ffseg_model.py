@@ -355,6 +355,11 @@ class FFSeg(keras.Model):
                 f"training stage {stage!r} trains the semantic heads, and this model has none "
                 "(semantic_maps=False): train it in stage 'full'"
             )
+        if stage == "semantic" and self.mask_loss_weight <= 0.0:
+            raise ValueError(
+                "training stage 'semantic' trains on the mask loss alone, and "
+                f"mask_loss_weight is {self.mask_loss_weight}"
+            )
         if self.compiled and stage != self.training_stage:
             warnings.warn(
                 "set_training_stage() on a compiled FFSeg: call compile() again "
