@@ -97,6 +97,7 @@ def main(argv=None) -> int:
     from ffseg.cli import import_tensorflow_quietly
 
     import_tensorflow_quietly()  # no CUDA start-up error lines on a machine without a GPU
+    from ffseg.errors import FileError
     from ffseg.training import run_folder
     from ffseg.training import trainer as training
 
@@ -111,7 +112,7 @@ def main(argv=None) -> int:
             verbose=2 if args.quiet else "auto",
             experiment=args.experiment,
         )
-    except (config_lib.ConfigError, run_folder.RunFolderError) as error:
+    except (config_lib.ConfigError, run_folder.RunFolderError, FileError) as error:
         return _fail(str(error))
     for stage, logs in summary.get("stages", {}).items():
         shown = ", ".join(f"{k}={v[-1]:.4f}" for k, v in sorted(logs.items()))

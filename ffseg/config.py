@@ -13,7 +13,29 @@ import difflib
 import json
 import typing
 
-from ffseg.constants import CLASS_NAMES, METHODS  # noqa: F401  (re-exported)
+from ffseg.constants import CLASS_NAMES, METHODS, QUALITIES  # noqa: F401  (re-exported)
+
+# The backbone taps that can carry heads, shallow to deep (ffseg.models.backbone
+# names them; repeated here because the config layer sits below the models).
+TAPS = ("low", "mid", "high")
+NOISE_UNITS = ("unit", "pixel")
+
+
+def _names(value, field, allowed):
+    """A tuple of names from a sequence or a comma-separated string, checked.
+
+    `--set` and JSON give strings and lists; the dataclasses keep tuples.
+    """
+    if isinstance(value, str):
+        value = [part for part in value.replace(" ", "").split(",") if part]
+    value = tuple(str(name) for name in value)
+    unknown = [name for name in value if name not in allowed]
+    if unknown or not value or len(set(value)) != len(value):
+        raise ValueError(
+            f"{field} must be distinct names among {allowed}, at least one; got {value}"
+        )
+    # In the canonical order, so equal choices compare (and serialise) equal.
+    return tuple(name for name in allowed if name in value)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,6 +55,12 @@ class ModelConfig:
             Xception) for full runs. A run of a few hundred steps needs less,
             or the moving statistics stay near their initial values and
             inference-mode outputs barely depend on the input.
+        semantic_maps: build the semantic-map heads (paper Table VII); without
+            them there is no attention and no localization map.
+        noise_maps: build the noise-map heads (paper Table VII). Both False is
+            the table's "detection only" row.
+        taps: the backbone taps that carry heads, among "low", "mid", "high"
+            (paper Table VIII); `--set model.taps=mid,high`.
     """
 
     image_size: int = 299
@@ -40,6 +68,12 @@ class ModelConfig:
     backbone_weights: typing.Optional[str] = "imagenet"
     gammas: typing.Tuple[float, float, float] = (0.1, 0.2, 0.7)
     batch_norm_momentum: float = 0.99
+    semantic_maps: bool = True
+    noise_maps: bool = True
+    taps: typing.Tuple[str, ...] = TAPS
+
+    def __post_init__(self):
+        object.__setattr__(self, "taps", _names(self.taps, "model.taps", TAPS))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,10 +81,25 @@ class LossConfig:
     """L = Lc + noise_weight * Ln + mask_weight * Lb (paper Eq. 1).
 
     The weights are the authors' code's (lambda1 = 0.1, lambda2 = 1.0).
+
+    Args:
+        noise_unit: the unit of the noise target that Ln compares with:
+            "unit" (the stored residual / 255) is what the authors' loader
+            gives (it reads the noise map as an 8-bit image, i.e. floats in
+            [0, 1]), so lambda1 = 0.1 weighs what it weighed in their
+            training; "pixel" keeps 0..255 units (ffseg 0.1), which makes
+            the noise term ~255x heavier.
     """
 
     noise_weight: float = 0.1
     mask_weight: float = 1.0
+    noise_unit: str = "unit"
+
+    def __post_init__(self):
+        if self.noise_unit not in NOISE_UNITS:
+            raise ValueError(
+                f"loss.noise_unit must be one of {NOISE_UNITS}, got {self.noise_unit!r}"
+            )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,6 +117,18 @@ class DataConfig:
         deterministic: fixed shuffle/augmentation seeds and ordered tf.data.
         seed: the seed used when deterministic.
         max_validation_examples: cap on validation examples per epoch (None: all).
+        balance: draw training examples from a real and a fake stream with
+            equal probability, so batches are 1:1 real:fake in expectation
+            whatever the stored ratio (paper Table I trains on 1:1).
+        methods: FF++ methods whose fakes are used, with every real face
+            (None: all four). ("Deepfakes",) is the training set of paper
+            Table IV; one method per run is Table III as the paper ran it.
+            The dataset must hold them: training stops first, naming any
+            absent method.
+        noise_sigma: sigma of the noise label (paper Eq. 5, 0..255 units);
+            None: the dataset's. Another value recomputes the label from the
+            stored face in the input pipeline (paper Fig. 4's sweep needs no
+            rebuild).
     """
 
     dataset: str = "ffpp/c23"
@@ -80,6 +141,18 @@ class DataConfig:
     deterministic: bool = False
     seed: int = 0
     max_validation_examples: typing.Optional[int] = None
+    balance: bool = False
+    methods: typing.Optional[typing.Tuple[str, ...]] = None
+    noise_sigma: typing.Optional[float] = None
+
+    def __post_init__(self):
+        if self.methods is not None:
+            object.__setattr__(self, "methods", _names(self.methods, "data.methods", METHODS))
+        if self.noise_sigma is not None:
+            sigma = float(self.noise_sigma)
+            if not sigma > 0.0:
+                raise ValueError(f"data.noise_sigma must be positive, got {self.noise_sigma}")
+            object.__setattr__(self, "noise_sigma", sigma)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -162,10 +235,13 @@ _SECTIONS = {
 }
 
 
-def _ffpp(quality: str, num_classes: int) -> ExperimentConfig:
+def _ffpp(quality: str, num_classes: int, methods=None) -> ExperimentConfig:
+    # Balanced: the builds store one real face per fake frame of each of the
+    # four methods' videos (1:4 with the default protocol; fewer fakes with a
+    # method filter), while the paper trains on 1:1 (Table I).
     return ExperimentConfig(
         model=ModelConfig(num_classes=num_classes),
-        data=DataConfig(dataset=f"ffpp/{quality}"),
+        data=DataConfig(dataset=f"ffpp/{quality}", balance=True, methods=methods),
     )
 
 
@@ -187,6 +263,15 @@ EXPERIMENTS: typing.Dict[str, ExperimentConfig] = {
     "ffpp_c40": _ffpp("c40", 2),
     "ffpp_c23_5class": _ffpp("c23", 5),
     "ffpp_c40_5class": _ffpp("c40", 5),
+    # Paper Table III as the paper ran it (on LQ faces): one detector per
+    # method, trained and tested on real + that method. ffpp_<q>_deepfakes is
+    # also Table IV's model of quality q: real + Deepfakes only (Sec. IV-C),
+    # evaluated on Celeb-DF.
+    **{
+        f"ffpp_{quality}_{method.lower()}": _ffpp(quality, 2, (method,))
+        for quality in QUALITIES
+        for method in METHODS
+    },
 }
 
 
@@ -200,6 +285,12 @@ DESCRIPTIONS: typing.Dict[str, str] = {
     "ffpp_c40": "FF++ c40 (LQ), real/fake, 299 px, ImageNet Xception (paper Table II)",
     "ffpp_c23_5class": "FF++ c23, real + the four methods as 5 classes (paper Table V)",
     "ffpp_c40_5class": "FF++ c40, real + the four methods as 5 classes (paper Table V)",
+    **{
+        f"ffpp_{quality}_{method.lower()}": f"FF++ {quality}, real + {method} only "
+        + ("(paper Tables III and IV: Celeb-DF)" if method == "Deepfakes" else "(paper Table III)")
+        for quality in QUALITIES
+        for method in METHODS
+    },
 }
 
 # The two values of `train.first_step`: FFSeg training stages (see

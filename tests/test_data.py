@@ -1,6 +1,14 @@
-import numpy as np
+import collections
+import dataclasses
+import inspect
+import types
 
+import numpy as np
+import pytest
+
+from ffseg.constants import METHODS
 from ffseg.data import pipeline as data_lib
+from ffseg.errors import FileError
 
 
 def _batches(builder, **kwargs):
@@ -58,3 +66,144 @@ def test_evaluation_batches_keep_every_example_and_metadata(dummy_ffpp):
         count += int(image.shape[0])
         assert metadata["video"].dtype.name == "string"
     assert count == dummy_ffpp.info.splits["test"].num_examples
+
+
+# === The paper's protocol: balance, method filter, absent methods, sigma ===
+
+
+def _labels(builder, count, **kwargs):
+    ds = data_lib.example_stream(builder, "train", training=True, **kwargs)
+    return np.array([int(example["label"]) for example in ds.take(count)])
+
+
+def test_balanced_stream_is_half_fake_from_a_1_to_4_build(dummy_ffpp):
+    # The dummy c23 train split stores about one real face per four fakes.
+    unbalanced = _labels(dummy_ffpp, 2000, shuffle_buffer=16, deterministic=True, seed=1)
+    assert unbalanced.mean() > 0.7
+    balanced = _labels(
+        dummy_ffpp, 2000, shuffle_buffer=16, deterministic=True, seed=1, balance=True
+    )
+    assert 0.45 <= balanced.mean() <= 0.55
+    # Not deterministic: still balanced.
+    assert 0.45 <= _labels(dummy_ffpp, 2000, shuffle_buffer=16, balance=True).mean() <= 0.55
+
+
+def test_balanced_stream_is_deterministic_and_resumes(dummy_ffpp):
+    first = _batches(dummy_ffpp, balance=True)
+    again = _batches(dummy_ffpp, balance=True)
+    for (a, ya), (b, yb) in zip(first, again):
+        np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(ya["label"], yb["label"])
+    resumed = _batches(dummy_ffpp, balance=True, skip=4)  # one batch of 4 already consumed
+    for (a, ya), (b, yb) in zip(first[1:], resumed):
+        np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(ya["label"], yb["label"])
+    # Another seed draws another stream.
+    other = _batches(dummy_ffpp, balance=True, seed=4)
+    assert any(not np.array_equal(a, b) for (a, _), (b, _) in zip(first, other))
+
+
+def _method_counts(builder, split="train", **kwargs):
+    ds = data_lib.example_stream(builder, split, training=False, **kwargs)
+    return collections.Counter(int(example["method"]) for example in ds)
+
+
+def test_method_filter_keeps_real_faces_and_the_listed_methods(dummy_ffpp):
+    everything = _method_counts(dummy_ffpp)
+    assert set(everything) == {0, 1, 2, 3, 4}
+    kept = _method_counts(dummy_ffpp, methods=["FaceSwap", "Deepfakes"])
+    assert kept == {method: everything[method] for method in (0, 1, 3)}
+    deepfakes = _method_counts(dummy_ffpp, methods=("Deepfakes",))
+    assert deepfakes == {0: everything[0], 1: everything[1]}
+
+    # In training, filtered and balanced: real and Deepfakes only, about 1:1.
+    ds = data_lib.make_dataset(
+        dummy_ffpp, "train", image_size=71, batch_size=50, training=True,
+        deterministic=True, methods=["Deepfakes"], balance=True)
+    _, targets = next(iter(ds))
+    assert set(targets["method"].numpy()) == {0, 1}
+    assert 10 <= int(targets["label"].numpy().sum()) <= 40
+
+
+class _Recorded:
+    """A prepared builder whose metadata records other methods (as a partial build does)."""
+
+    def __init__(self, builder, metadata):
+        self._builder = builder
+        self.info = types.SimpleNamespace(
+            metadata=metadata,
+            full_name=builder.info.full_name,
+            features=builder.info.features,
+            splits=builder.info.splits,
+        )
+
+    def __getattr__(self, name):
+        return getattr(self._builder, name)
+
+
+def test_absent_methods_stop_before_training_naming_them(dummy_ffpp):
+    partial = _Recorded(dummy_ffpp, {"methods": ["NeuralTextures", "Deepfakes"]})
+    assert data_lib.dataset_methods(partial) == ("Deepfakes", "NeuralTextures")
+    with pytest.raises(FileError, match="holds no Face2Face, FaceSwap fakes") as error:
+        data_lib.check_methods(partial)  # all four asked for
+    message = str(error.value)
+    assert "\n" not in message and message.startswith(str(dummy_ffpp.data_dir))
+    assert "data.methods=Deepfakes,NeuralTextures" in message
+    data_lib.check_methods(partial, ["Deepfakes"])
+    with pytest.raises(FileError, match="holds no FaceSwap fakes"):
+        data_lib.make_dataset(
+            partial, "train", image_size=71, batch_size=2, training=True, methods=["FaceSwap"])
+    # Recorded the other way round, and builds that record nothing (all four).
+    absent = _Recorded(dummy_ffpp, {"methods_absent": ["Face2Face"]})
+    with pytest.raises(FileError, match="holds no Face2Face fakes"):
+        data_lib.check_methods(absent, ["Deepfakes", "Face2Face"])
+    assert data_lib.dataset_methods(_Recorded(dummy_ffpp, None)) == METHODS
+    data_lib.check_methods(dummy_ffpp)
+    with pytest.raises(ValueError, match="methods must be among"):
+        data_lib.check_methods(dummy_ffpp, ["DeepFakeDetection"])
+
+
+def test_recomputed_noise_label_equals_the_stored_one_at_the_builds_sigma(dummy_ffpp):
+    assert dummy_ffpp.builder_config.sigma == 5.0
+    examples = list(dummy_ffpp.as_dataset(split="validation").take(3))
+    for example in examples:
+        stored = example["noise"].numpy().astype(np.float32)
+        recomputed = data_lib.noise_label(example["image"].numpy(), 5.0)
+        assert recomputed.shape == stored.shape and np.abs(recomputed).max() > 1.0
+        # float16 keeps 11 significant bits: half an ulp is 2**-11 of the value.
+        np.testing.assert_array_less(
+            np.abs(recomputed - stored), np.abs(recomputed) * 2.0**-11 + 2.0**-24 + 1e-7)
+
+
+def test_noise_sigma_recomputes_labels_only_when_it_differs(dummy_ffpp):
+    def first_batch(**kwargs):
+        ds = data_lib.make_dataset(
+            dummy_ffpp, "validation", image_size=299, batch_size=2, training=False, **kwargs)
+        image, targets = next(iter(ds))
+        return image.numpy(), targets["noise"].numpy()
+
+    image, stored = first_batch()
+    np.testing.assert_array_equal(first_batch(noise_sigma=5.0)[1], stored)
+    _, sigma_10 = first_batch(noise_sigma=10.0)
+    for face, label in zip(image.astype(np.uint8), sigma_10):
+        np.testing.assert_allclose(label, data_lib.noise_label(face, 10.0), atol=1e-5)
+    # A larger sigma attributes more of the signal to noise (Eq. 5).
+    assert np.abs(sigma_10).mean() > 1.2 * np.abs(stored).mean()
+
+
+def test_dataset_options_carry_every_pipeline_field():
+    from ffseg.config import DataConfig
+
+    config = DataConfig(balance=True, methods=("Deepfakes",), noise_sigma=7.0, seed=3)
+    options = data_lib.dataset_options(config)
+    assert options["balance"] is True and options["methods"] == ("Deepfakes",)
+    assert options["noise_sigma"] == 7.0 and options["seed"] == 3
+    # Every DataConfig field reaches either make_dataset or the trainer.
+    elsewhere = {
+        "dataset", "data_dir", "manual_dir", "train_split", "validation_split",
+        "max_validation_examples",
+    }
+    fields = {field.name for field in dataclasses.fields(DataConfig)}
+    assert fields == set(options) | elsewhere
+    signature = inspect.signature(data_lib.make_dataset).parameters
+    assert set(options) <= set(signature)

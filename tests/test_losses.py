@@ -9,6 +9,7 @@ from ffseg.models.losses import (
     MultiScaleMaskLoss,
     MultiScaleNoiseLoss,
     classification_loss,
+    noise_unit_scale,
     resize_target,
 )
 
@@ -126,8 +127,18 @@ def test_classification_losses_match_numpy(rng):
     assert float(classification_loss(5)(methods, logits)) == pytest.approx(expected, rel=1e-5)
 
 
+def test_noise_loss_in_unit_divides_the_pixel_target_by_255(rng):
+    _, noise, _, noise_maps = _tiny_batch(rng)
+    noise_maps = [m / 255.0 for m in noise_maps]
+    value = float(MultiScaleNoiseLoss(unit="unit")(noise, noise_maps))
+    assert value == pytest.approx(numpy_noise_loss(noise / 255.0, noise_maps).mean(), rel=1e-5)
+    assert noise_unit_scale("pixel") == 1.0 and noise_unit_scale("unit") == 1 / 255
+    with pytest.raises(ValueError, match="noise unit"):
+        MultiScaleNoiseLoss(unit="uint8")
+
+
 def test_losses_serialize():
-    for loss in (MultiScaleMaskLoss(), MultiScaleNoiseLoss()):
+    for loss in (MultiScaleMaskLoss(), MultiScaleNoiseLoss(), MultiScaleNoiseLoss(unit="unit")):
         restored = keras.losses.deserialize(keras.losses.serialize(loss))
         assert type(restored) is type(loss)
         assert restored.get_config() == loss.get_config()
@@ -144,6 +155,7 @@ def small_model():
         classifier_filters=4,
         noise_loss_weight=0.1,
         mask_loss_weight=1.0,
+        noise_unit="pixel",
     )
 
 
@@ -178,14 +190,14 @@ def test_compute_loss_is_equation_1(small_model, rng):
     assert float(small_model.mask_loss_tracker.result()) == pytest.approx(mask_loss, rel=1e-5)
 
 
-def test_compute_loss_semantic_stage_drops_noise(small_model, rng):
+def test_compute_loss_semantic_and_classifier_stage_drops_noise(small_model, rng):
     mask, noise, semantic_maps, noise_maps = _tiny_batch(rng)
     logits = rng.normal(size=(2, 1)).astype("float32")
     label = np.array([0, 1], "int32")
     y = {"label": label, "mask": mask, "noise": noise}
     y_pred = _prediction_dict(logits, semantic_maps, noise_maps)
     try:
-        small_model.set_training_stage("semantic")
+        small_model.set_training_stage("semantic_and_classifier")
         total = float(small_model.compute_loss(y=y, y_pred=y_pred))
         # Without noise targets at all, the semantic stage still trains.
         without_noise = float(
@@ -203,7 +215,10 @@ def test_compute_loss_semantic_stage_drops_noise(small_model, rng):
 
 
 def test_compute_loss_multiclass_uses_method(rng):
-    model = FFSeg(image_size=71, num_classes=5, head_filters=(4, 4, 4), classifier_filters=4)
+    model = FFSeg(
+        image_size=71, num_classes=5, head_filters=(4, 4, 4), classifier_filters=4,
+        noise_unit="pixel",
+    )
     mask, noise, semantic_maps, noise_maps = _tiny_batch(rng)
     logits = rng.normal(size=(2, 5)).astype("float32")
     methods = np.array([3, 0], "int32")
@@ -218,3 +233,49 @@ def test_compute_loss_multiclass_uses_method(rng):
         + numpy_mask_loss(mask, semantic_maps).mean()
     )
     assert total == pytest.approx(expected, rel=1e-5)
+
+
+def test_compute_loss_semantic_stage_is_the_mask_loss_alone(small_model, rng):
+    # Paper Sec. IV-B.1 step 1: no classification, no noise loss (both logged).
+    mask, noise, semantic_maps, noise_maps = _tiny_batch(rng)
+    logits = rng.normal(size=(2, 1)).astype("float32")
+    label = np.array([0, 1], "int32")
+    y_pred = _prediction_dict(logits, semantic_maps, noise_maps)
+    for tracker in small_model.metrics:
+        tracker.reset_state()
+    try:
+        small_model.set_training_stage("semantic")
+        total = float(small_model.compute_loss(
+            y={"label": label, "mask": mask, "noise": noise}, y_pred=y_pred))
+        without_noise = float(small_model.compute_loss(
+            y={"label": label, "mask": mask}, y_pred=y_pred))
+    finally:
+        small_model.set_training_stage("full")
+    assert total == pytest.approx(numpy_mask_loss(mask, semantic_maps).mean(), rel=1e-5)
+    assert without_noise == pytest.approx(total, rel=1e-6)
+    assert float(small_model.classification_loss_tracker.result()) == pytest.approx(
+        numpy_sigmoid_bce(label, logits[:, 0]).mean(), rel=1e-5)
+    assert float(small_model.noise_loss_tracker.result()) == pytest.approx(
+        numpy_noise_loss(noise, noise_maps).mean(), rel=1e-5)
+
+
+def test_compute_loss_in_the_default_unit_is_the_authors(rng):
+    # Default noise_unit "unit": the noise term compares maps with residual / 255.
+    model = FFSeg(image_size=71, head_filters=(4, 4, 4), classifier_filters=4, noise_maps=True,
+                  semantic_maps=False)
+    assert model.noise_unit == "unit"
+    mask, noise, semantic_maps, noise_maps = _tiny_batch(rng)
+    noise_maps = [m / 255.0 for m in noise_maps]
+    logits = rng.normal(size=(2, 1)).astype("float32")
+    label = np.array([1, 0], "int32")
+    y_pred = {"logits": logits, **{f"noise_map_{j + 1}": m for j, m in enumerate(noise_maps)}}
+    # No semantic maps: a mask target is not needed, nor used.
+    total = float(model.compute_loss(y={"label": label, "noise": noise}, y_pred=y_pred))
+    expected = (
+        numpy_sigmoid_bce(label, logits[:, 0]).mean()
+        + 0.1 * numpy_noise_loss(noise / 255.0, noise_maps).mean()
+    )
+    assert total == pytest.approx(expected, rel=1e-5)
+    again = float(model.compute_loss(
+        y={"label": label, "noise": noise, "mask": mask}, y_pred=y_pred))
+    assert again == pytest.approx(expected, rel=1e-5)

@@ -11,15 +11,29 @@ noise label (see `tfds_ffpp/ffpp`). This module turns them into
 
 Augmentation flips the image, its mask and its noise label together (the
 authors' code flipped only the image, leaving the targets mirrored).
+
+The paper's protocol (Sec. IV-A/B) on top of the stored examples:
+
+- `balance`: training draws from a real and a fake stream with equal
+  probability, so batches are 1:1 in expectation whatever the stored ratio
+  (the FF++ builds hold one real video per four fakes; paper Table I is 1:1);
+- `methods`: keep the real faces and the fakes of the listed methods only
+  (paper Table IV trains on real + Deepfakes; Table III one method a model);
+  `check_methods` stops a run whose dataset lacks a method it asks for;
+- `noise_sigma`: a noise label at another sigma than the build's is computed
+  from the stored face in the parallel map (paper Fig. 4's sweep).
 """
 
 from __future__ import annotations
 
 import logging
 
+import numpy as np
 import tensorflow as tf
 
+from ffseg.constants import CLASS_NAMES, METHODS
 from ffseg.constants import CROP_SIZE as STORED_SIZE
+from ffseg.errors import FileError
 
 
 def ensure_built(dataset: str, data_dir=None, manual_dir=None):
@@ -40,6 +54,97 @@ def ensure_built(dataset: str, data_dir=None, manual_dir=None):
         download_config = tfds.download.DownloadConfig(manual_dir=manual_dir)
         builder.download_and_prepare(download_config=download_config)
     return builder
+
+
+def dataset_methods(builder) -> tuple:
+    """The FF++ methods whose fakes a built dataset holds, in FF++'s order.
+
+    Read from `builder.info.metadata["methods"]` (or `["methods_absent"]`),
+    which the builders record; builds of earlier versions record neither
+    and hold all four.
+    """
+    metadata = builder.info.metadata or {}
+    if metadata.get("methods") is not None:
+        present = set(metadata["methods"])
+    elif metadata.get("methods_absent") is not None:
+        present = set(METHODS) - set(metadata["methods_absent"])
+    else:
+        present = set(METHODS)
+    return tuple(method for method in METHODS if method in present)
+
+
+def _requested_methods(methods) -> tuple:
+    if methods is None:
+        return METHODS
+    methods = (methods,) if isinstance(methods, str) else tuple(methods)
+    unknown = [method for method in methods if method not in METHODS]
+    if unknown or not methods:
+        raise ValueError(f"methods must be among {METHODS}, at least one; got {methods}")
+    return methods
+
+
+def check_methods(builder, methods=None) -> None:
+    """Stops a run whose dataset lacks a method it asks for, naming it.
+
+    Call it before training (`methods` as in `DataConfig.methods`; None asks
+    for all four): a model trained without a method it was meant to see
+    would be reported as if it had.
+
+    Raises:
+        FileError: one line naming the dataset folder, the absent method(s)
+            and the methods it holds.
+        ValueError: `methods` names no FF++ method.
+    """
+    requested = _requested_methods(methods)
+    present = dataset_methods(builder)
+    absent = [method for method in requested if method not in present]
+    if absent:
+        raise FileError(
+            builder.data_dir,
+            f"{builder.info.full_name} holds no {', '.join(absent)} fakes (it was built with "
+            f"{', '.join(present) or 'no method'}): build it with the FF++ folders of "
+            f"{', '.join(absent)}, or train on what it holds with "
+            f"--set data.methods={','.join(present)}",
+        )
+
+
+def _build_sigma(builder):
+    sigma = getattr(getattr(builder, "builder_config", None), "sigma", None)
+    if sigma is None:
+        raise FileError(
+            builder.data_dir,
+            f"{builder.info.full_name} records no noise sigma in its builder config, "
+            "so data.noise_sigma cannot be compared with the stored labels'",
+        )
+    return float(sigma)
+
+
+def noise_label(image, sigma):
+    """The noise label of a stored face at `sigma`, as the builders compute it.
+
+    Paper Eq. 4-5: the wavelet Wiener residual of each colour channel
+    (`ffseg.signal.noise.noise_residual`), PRNU-weighted to one channel
+    (`to_gray`), in 0..255 units.
+
+    Args:
+        image: (H, W, 3) uint8 RGB face crop.
+        sigma: the denoiser's noise standard deviation, 0..255 units.
+
+    Returns:
+        (H, W, 1) float32.
+    """
+    from ffseg.signal import noise
+
+    residual = noise.to_gray(noise.noise_residual(np.asarray(image), float(sigma)))
+    return residual[..., None].astype(np.float32, copy=False)
+
+
+def _recomputed_noise(image, sigma: float):
+    """`noise_label` inside the tf.data graph (its NumPy/OpenCV in a py function)."""
+    label = tf.numpy_function(
+        lambda face: noise_label(face, sigma), [image], tf.float32, stateful=False
+    )
+    return tf.ensure_shape(label, [STORED_SIZE, STORED_SIZE, 1])
 
 
 def _resize(example, image_size: int):
@@ -79,6 +184,98 @@ def to_model_inputs(example, image_size: int, *, flip: bool = False, seed=None):
     return image, targets
 
 
+def _is_empty(ds) -> bool:
+    return not any(True for _ in ds.take(1))
+
+
+def example_stream(
+    builder,
+    split: str,
+    *,
+    training: bool,
+    shuffle_buffer: int = 2048,
+    deterministic: bool = False,
+    seed: int = 0,
+    take: int | None = None,
+    methods=None,
+    balance: bool = False,
+) -> tf.data.Dataset:
+    """The encoded examples that `make_dataset` decodes, in its order.
+
+    Images, masks and noise labels stay encoded (PNG and float16 bytes,
+    ~0.3 MB an example, not ~0.7 MB decoded), so shuffle buffers, the two
+    balanced streams and a resume's skip cost little; `label`, `method`,
+    `video` and `frame` are plain tensors. Arguments as in `make_dataset`.
+    """
+    import tensorflow_datasets as tfds
+
+    if methods is not None:
+        methods = _requested_methods(methods)
+        check_methods(builder, methods)  # before reading anything
+    read_config = None
+    if deterministic:
+        read_config = tfds.ReadConfig(shuffle_seed=seed, interleave_cycle_length=1)
+    features = builder.info.features
+    encoded = [name for name in ("image", "mask", "noise") if name in features]
+    ds = builder.as_dataset(
+        split=split,
+        shuffle_files=training,
+        read_config=read_config,
+        decoders={name: tfds.decode.SkipDecoding() for name in encoded},
+    )
+    if take is not None:
+        ds = ds.take(take)
+    name = f"the {split} split of {builder.info.full_name}"
+    if methods is not None:
+        # Real faces (method 0) and the listed methods' fakes.
+        kept = tf.constant([0] + [CLASS_NAMES.index(method) for method in methods], tf.int64)
+        ds = ds.filter(lambda e: tf.reduce_any(tf.equal(tf.cast(e["method"], tf.int64), kept)))
+        if _is_empty(ds.filter(lambda e: tf.not_equal(e["label"], 0))):
+            raise FileError(builder.data_dir, f"{name} has no {', '.join(methods)} fakes")
+    if not training:
+        return ds
+    shuffle_seed = seed if deterministic else None
+    if not balance:
+        return ds.shuffle(shuffle_buffer, seed=shuffle_seed).repeat()
+    # Weighted sampling from a real and a fake stream: 1:1 in expectation,
+    # whatever the stored ratio. Each stream shuffles and repeats on its own
+    # (the buffers share the memory one unbalanced stream would hold); the
+    # choice between them is seeded, so the stream is deterministic and a
+    # resume can skip into it.
+    streams = []
+    for label, what in ((0, "real faces"), (1, "fakes")):
+        stream = ds.filter(lambda e, label=label: tf.equal(tf.cast(e["label"], tf.int64), label))
+        if _is_empty(stream):
+            raise FileError(
+                builder.data_dir, f"{name} has no {what}: data.balance needs real and fake faces"
+            )
+        stream = stream.shuffle(
+            max(1, shuffle_buffer // 2),
+            seed=None if shuffle_seed is None else shuffle_seed + label,
+        )
+        streams.append(stream.repeat())
+    return tf.data.Dataset.sample_from_datasets(
+        streams, weights=[0.5, 0.5], seed=shuffle_seed, stop_on_empty_dataset=True
+    )
+
+
+def dataset_options(data_config) -> dict:
+    """`make_dataset` keyword arguments from an experiment's `DataConfig`.
+
+    The one mapping from `ffseg.config` to the input pipeline, so a field
+    added to `DataConfig` reaches every dataset built from it.
+    """
+    return dict(
+        flip=data_config.flip,
+        shuffle_buffer=data_config.shuffle_buffer,
+        deterministic=data_config.deterministic,
+        seed=data_config.seed,
+        methods=data_config.methods,
+        balance=data_config.balance,
+        noise_sigma=data_config.noise_sigma,
+    )
+
+
 def make_dataset(
     builder,
     split: str,
@@ -94,6 +291,9 @@ def make_dataset(
     take: int | None = None,
     skip: int = 0,
     shard_by_files: bool = True,
+    methods=None,
+    balance: bool = False,
+    noise_sigma: float | None = None,
 ) -> tf.data.Dataset:
     """Batched `(image, targets)` pairs from one split of a prepared builder.
 
@@ -104,36 +304,56 @@ def make_dataset(
         batch_size: the global batch size (MirroredStrategy splits it).
         training: shuffle, augment, repeat and drop the partial last batch
             (a partial batch splits unevenly across replicas).
-        deterministic: fixed file order, shuffle and flips from `seed`.
+        deterministic: fixed file order, shuffle, balancing draws and flips
+            from `seed`.
         with_metadata: also yield a dict of `video` and `frame` (evaluation).
         take: use only the first `take` examples of the split.
-        skip: examples of the (shuffled, repeated) stream to pass over first,
-            to resume a training run where it stopped.
+        skip: examples of the (shuffled, balanced, repeated) stream to pass
+            over first, to resume a training run where it stopped.
         shard_by_files: under multi-worker training, give each worker its
             own files (AUTO); False shards by example (DATA), needed when the
             split has fewer files than workers.
-    """
-    import tensorflow_datasets as tfds
+        methods: FF++ method names whose fakes are kept, with all real
+            faces (None: every example). Fails, naming them, on methods the
+            dataset lacks (`check_methods`).
+        balance: training only: draw real and fake examples with equal
+            probability (batches 1:1 in expectation).
+        noise_sigma: sigma of the noise label (paper Eq. 5); None or the
+            build's sigma use the stored label, another value recomputes it
+            from the stored face (paper Fig. 4).
 
-    read_config = None
-    if deterministic:
-        read_config = tfds.ReadConfig(shuffle_seed=seed, interleave_cycle_length=1)
-    # The shuffle buffer and a resume's skip see encoded examples (PNG and
-    # float16 bytes, ~0.3 MB each, not ~0.7 MB decoded); decoding happens in
-    # the parallel map, only for examples that are used.
+    Example:
+
+    ```python
+    from ffseg.data.pipeline import ensure_built, make_dataset
+
+    builder = ensure_built("ffpp/sample")  # builds itself on first use
+    train = make_dataset(builder, "train", image_size=96, batch_size=8, training=True,
+                         balance=True, deterministic=True)
+    images, targets = next(iter(train))
+    images.shape, targets["noise"].shape  # (8, 96, 96, 3), (8, 96, 96, 1)
+
+    # Table IV's training set, with noise labels at sigma 10 (Fig. 4).
+    deepfakes = make_dataset(builder, "train", image_size=96, batch_size=8, training=True,
+                             methods=["Deepfakes"], noise_sigma=10.0)
+    ```
+    """
+    ds = example_stream(
+        builder,
+        split,
+        training=training,
+        shuffle_buffer=shuffle_buffer,
+        deterministic=deterministic,
+        seed=seed,
+        take=take,
+        methods=methods,
+        balance=balance,
+    )
     features = builder.info.features
     encoded = [name for name in ("image", "mask", "noise") if name in features]
-    ds = builder.as_dataset(
-        split=split,
-        shuffle_files=training,
-        read_config=read_config,
-        decoders={name: tfds.decode.SkipDecoding() for name in encoded},
-    )
-    if take is not None:
-        ds = ds.take(take)
-    if training:
-        ds = ds.shuffle(shuffle_buffer, seed=seed if deterministic else None)
-        ds = ds.repeat()
+    recompute_sigma = None
+    if noise_sigma is not None and float(noise_sigma) != _build_sigma(builder):
+        recompute_sigma = float(noise_sigma)
     # Stateless per-example seeds: the same flips whatever the parallelism.
     ds = ds.enumerate()
     if skip:
@@ -144,14 +364,17 @@ def make_dataset(
     def convert(index, example):
         example = dict(example)
         for name in encoded:
+            if name == "noise" and recompute_sigma is not None:
+                continue  # replaced below: not worth decoding
             example[name] = features[name].decode_example(example[name])
+        if recompute_sigma is not None:
+            example["noise"] = _recomputed_noise(example["image"], recompute_sigma)
         item_seed = tf.stack([base_seed, index])
         image, targets = to_model_inputs(example, image_size, flip=augment, seed=item_seed)
         if with_metadata:
             metadata = {"video": example["video"], "frame": example["frame"]}
             return image, targets, metadata
         return image, targets
-
     ds = ds.map(
         convert,
         num_parallel_calls=tf.data.AUTOTUNE,

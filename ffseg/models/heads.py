@@ -161,8 +161,8 @@ class NoiseMapHead(_MapHead):
     """Noise map prediction module on one backbone tap (paper Sec. III-C).
 
     Same blocks as `SemanticMapHead`, with a linear 1x1 output: the map
-    regresses the wavelet noise residual n = F - f(F) (Eq. 4), in pixel
-    units.
+    regresses the wavelet noise residual n = F - f(F) (Eq. 4), in the unit
+    of its targets (`FFSeg`'s `noise_unit`).
 
     Call returns `(features, noise_map)`: `(B, h, w, filters)` and
     `(B, h, w, 1)` in the variable dtype.

@@ -22,6 +22,25 @@ authors' `skimage.transform.resize` does:
 import keras
 from keras import ops
 
+# The noise target's unit -> the factor that turns the stored residual (0..255
+# pixel units, as the dataset holds it) into that unit. The authors' loader
+# reads the stored noise map as an 8-bit image with skimage, which yields
+# floats in [0, 1]: "unit" divides by 255 so that lambda_1 = 0.1 of Eq. 1
+# weighs the noise term as much as it did in their training; "pixel" keeps
+# the stored values (what ffseg 0.1 trained on: a noise term ~255x larger).
+# This is the one place that converts; everything else stays in pixel units.
+NOISE_UNITS = {"unit": 1.0 / 255.0, "pixel": 1.0}
+
+
+def noise_unit_scale(unit):
+    """The factor from pixel units (0..255) to `unit` ("unit" or "pixel")."""
+    try:
+        return NOISE_UNITS[unit]
+    except KeyError:
+        raise ValueError(
+            f"noise unit must be one of {sorted(NOISE_UNITS)}, got {unit!r}"
+        ) from None
+
 
 def resize_target(target, size):
     """Resizes a (B, H, W, C) target to `size` (h, w) with anti-aliasing.
@@ -71,23 +90,40 @@ class MultiScaleNoiseLoss(keras.losses.Loss):
     """Noise map loss Ln (paper Eq. 6).
 
     For each predicted noise map n_j, the mean absolute difference to the
-    noise residual resized to n_j (pixel units); summed over the scales j,
-    averaged over the batch. The per-pixel mean (rather than the sum of Eq. 6)
-    follows the authors' code and keeps the weight 0.1 meaningful at any
-    resolution.
+    noise residual resized to n_j, in the target's `unit`; summed over the
+    scales j, averaged over the batch. The per-pixel mean (rather than the
+    sum of Eq. 6) follows the authors' code and keeps the weight 0.1
+    meaningful at any resolution.
 
-    Call: `loss(noise, [noise_map_1, noise_map_2, ...])`.
+    Args:
+        unit: the unit the noise maps regress: "unit" (the stored residual
+            / 255, the authors' targets) or "pixel" (0..255 units, as
+            stored). The target is always given in pixel units.
+
+    Call: `loss(noise, [noise_map_1, noise_map_2, ...])` with `noise` in
+    pixel units and the maps in `unit`.
     """
 
-    def __init__(self, name="noise_loss", reduction="sum_over_batch_size", dtype=None):
+    def __init__(
+        self, unit="pixel", name="noise_loss", reduction="sum_over_batch_size", dtype=None
+    ):
         super().__init__(name=name, reduction=reduction, dtype=dtype)
+        self.scale = noise_unit_scale(unit)
+        self.unit = unit
 
     def call(self, y_true, y_pred):
+        if self.scale != 1.0:
+            y_true = y_true * self.scale
         total = 0.0
         for noise_map in _as_list(y_pred):
             target = resize_target(y_true, noise_map.shape[1:3])
             total = total + ops.mean(ops.abs(target - noise_map), axis=(1, 2, 3))
         return total
+
+    def get_config(self):
+        config = super().get_config()
+        config["unit"] = self.unit
+        return config
 
 
 def classification_loss(num_classes):

@@ -72,17 +72,9 @@ def step_epochs(config: ExperimentConfig, step: str) -> int:
 
 def build_model(config: ExperimentConfig, stage: str):
     """A fresh FFSeg for `config`, set to the training `stage`."""
-    from ffseg.models.ffseg_model import FFSeg
+    from ffseg.models.ffseg_model import FFSeg, ffseg_arguments
 
-    model = FFSeg(
-        image_size=config.model.image_size,
-        num_classes=config.model.num_classes,
-        backbone_weights=config.model.backbone_weights,
-        gammas=config.model.gammas,
-        batch_norm_momentum=config.model.batch_norm_momentum,
-        noise_loss_weight=config.loss.noise_weight,
-        mask_loss_weight=config.loss.mask_weight,
-    )
+    model = FFSeg(**ffseg_arguments(config.model, config.loss))
     model.set_training_stage(stage)
     return model
 
@@ -156,7 +148,7 @@ def prepare_dataset(config: ExperimentConfig):
             `data.manual_dir` does not give.
     """
     try:
-        return data_lib.ensure_built(
+        builder = data_lib.ensure_built(
             config.data.dataset, data_dir=config.data.data_dir, manual_dir=config.data.manual_dir
         )
     except FileNotFoundError as error:
@@ -168,6 +160,9 @@ def prepare_dataset(config: ExperimentConfig):
             "it needs its source files: pass --set data.manual_dir=PATH (the FF++ or "
             "Celeb-DF root) or --set data.data_dir=PATH where it is built"
         ) from error
+    # Before any training: a dataset without a method the run asks for stops it.
+    data_lib.check_methods(builder, config.data.methods)
+    return builder
 
 
 def make_datasets(config: ExperimentConfig, builder, workers: int = 1) -> Datasets:
@@ -177,10 +172,7 @@ def make_datasets(config: ExperimentConfig, builder, workers: int = 1) -> Datase
     options = dict(
         image_size=config.model.image_size,
         batch_size=train.batch_size,
-        flip=data.flip,
-        shuffle_buffer=data.shuffle_buffer,
-        deterministic=data.deterministic,
-        seed=data.seed,
+        **data_lib.dataset_options(data),
         shard_by_files=min(
             splits[data.train_split].num_shards, splits[data.validation_split].num_shards
         )
