@@ -110,9 +110,9 @@ def test_dask_cluster_build_matches_the_local_build(dummy_ffpp, cluster, tmp_pat
 # === A build whose workers die and whose processing raises ===
 
 
-def faulty_examples(video, *, inner, marker_dir, **kwargs):
-    """`inner`'s examples, with the faults of the constants above (runs in Dask workers)."""
-    name = video["name"]
+def faulty_examples(video, *, inner, marker_dir, faults, **kwargs):
+    """`inner`'s examples, with the `faults` named above (runs in worker processes)."""
+    name = video["name"] if video["name"] in faults else None
     for number, item in enumerate(inner(video, **kwargs)):
         if number == 1 and name == KILLED_ALWAYS:
             os.kill(os.getpid(), signal.SIGKILL)
@@ -126,12 +126,12 @@ def faulty_examples(video, *, inner, marker_dir, **kwargs):
         yield item
 
 
-def _faulty_builder(marker_dir):
+def _faulty_builder(marker_dir, faults=(KILLED_ONCE, KILLED_ALWAYS, RAISES)):
     class FaultyBuilder(ffpp_dataset_builder.Builder, skip_registration=True):
         def _examples_function(self):
             return functools.partial(
                 faulty_examples, inner=ffpp_dataset_builder.video_examples,
-                marker_dir=str(marker_dir),
+                marker_dir=str(marker_dir), faults=tuple(faults),
             )
 
     return FaultyBuilder
@@ -198,6 +198,33 @@ def test_faulty_build_names_its_cluster_and_workers(faulty):
     assert report["dask_scheduler"].startswith("tcp://127.0.0.1:")
     # Restarted workers are new processes with new addresses.
     assert report["dask_workers"] >= 2
+
+
+def test_beam_worker_process_reports_a_raising_video(dummy_ffpp, tmp_path):
+    """Beam's FnApiRunner, multi-processing: entries made in the worker reach the report."""
+    import apache_beam as beam
+
+    scale_out.pickle_module_by_value(ffpp_dataset_builder.__name__)
+    options = beam.options.pipeline_options.PipelineOptions(
+        flags=[
+            "--runner=FnApiRunner", "--direct_num_workers=1",
+            "--direct_running_mode=multi_processing",
+        ]
+    )
+    builder, report = _build(
+        tmp_path / "data", _faulty_builder(tmp_path, faults=(RAISES,)), beam_options=options
+    )
+    assert report["runner"] == "beam"
+    expected = _local_report(dummy_ffpp)
+    skipped = {e["video"]: e for e in report["skipped_videos"]}
+    assert set(skipped) == {e["video"] for e in expected["skipped_videos"]} | {RAISES}
+    assert f"RuntimeError: injected fault in {RAISES}" in skipped[RAISES]["reason"]
+    assert skipped[RAISES]["examples_kept"] == 1
+    assert report["skipped_frames"] == expected["skipped_frames"]
+    assert report["flagged_frames"] == expected["flagged_frames"]
+    assert report["examples"] == {**expected["examples"], "validation": 22}
+    got = _examples(builder)["validation"]
+    assert f"{RAISES}/0000" in got and f"{RAISES}/0001" not in got
 
 
 # === How a build is asked for ===
