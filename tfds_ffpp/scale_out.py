@@ -2,9 +2,11 @@
 
 The expensive part of a face-video build is per video (decoding, dlib face
 detection, masks, the noise label of Kong et al. (TIFS 2022) Eq. 4-5);
-TFDS' writer (encoding, shuffling, shards) is cheap beside it. This module
-holds what runs where that work runs, and imports neither TensorFlow nor
-TFDS, so a Dask worker only needs the signal layer (`ffseg.signal`):
+TFDS' writer (PNG encoding, shuffling, shards) costs about two thirds as
+much again, most of it the PNG encoding of the image. This module holds
+what runs where the per-video work runs, and imports neither TensorFlow nor
+TFDS itself (a Dask worker needs the signal layer, `ffseg.signal`, and
+TFDS' feature encoders once the first video's work arrives):
 
 * `tallied_examples`: one video's (key, example) pairs, counted by label;
   a video whose processing raises keeps the examples made before the
@@ -12,8 +14,10 @@ TFDS, so a Dask worker only needs the signal layer (`ffseg.signal`):
   (plain Python, Beam, Dask), so they write the same dataset and report.
 * `DaskEngine`: farms the videos of a split out to a `distributed` cluster
   (`Client.submit` / `as_completed`), the TFDS writer staying in the
-  driver. Every video's examples, report entries and label tallies come
-  back with its result, so the report is gathered from every worker.
+  driver; the workers PNG-encode the images with the dataset's own
+  features, so the bytes written are those of a local build. Every
+  video's examples, report entries and label tallies come back with its
+  result, so the report is gathered from every worker.
 
 Why not Beam's DaskRunner (apache-beam 2.77): global combines
 (`beam.CombineGlobally`, `beam.combiners.Top.Largest`) emit nothing under
@@ -23,9 +27,9 @@ singleton side input, which then arrives as `[]` (IndexError). A build
 asked of the DaskRunner therefore runs on this engine, on the same cluster.
 
 Driver memory: at most `in_flight` videos' examples are held at once, as
-numpy arrays of ~536 KB a frame (299x299x3 image 268 KB, mask 89 KB,
-float16 noise 179 KB): 32-frame configs ~17 MB a video; `*_paper` up to
-1,080 frames of a real video, ~580 MB. `in_flight` defaults to the
+~285 KB a frame (the image and mask come back PNG-encoded, ~103 KB and
+~1.4 KB; the float16 noise 179 KB): 32-frame configs ~9 MB a video;
+`*_paper` up to 1,080 frames of a real video, ~310 MB. `in_flight` defaults to the
 cluster's worker threads: one video each. (More would queue videos on
 workers, and Dask counts a worker's death against every task queued on it.)
 
@@ -132,7 +136,8 @@ def process_video(video, work: bytes, split: str) -> VideoResult:
 
     Args:
         video: the video's dict (see `VideoBuilder._videos_by_split`).
-        work: cloudpickle of (examples function, its keyword arguments).
+        work: cloudpickle of (examples function, its keyword arguments,
+            {feature name: TFDS feature} to encode on the worker).
         split: the TFDS split.
     """
     import pickle
@@ -142,7 +147,7 @@ def process_video(video, work: bytes, split: str) -> VideoResult:
         _WORK[digest] = pickle.loads(work)
         while len(_WORK) > _WORK_KEEP:
             _WORK.popitem(last=False)
-    function, kwargs = _WORK[digest]
+    function, kwargs, encoders = _WORK[digest]
     entries, tallies = [], []
     examples = list(
         tallied_examples(
@@ -154,6 +159,9 @@ def process_video(video, work: bytes, split: str) -> VideoResult:
             **kwargs,
         )
     )
+    for _, example in examples:
+        for name, feature in encoders.items():
+            example[name] = feature.encode_example(example[name])
     try:
         from distributed import get_worker
 
@@ -212,8 +220,13 @@ class DaskEngine:
         """Worker processes the cluster has now."""
         return len(self.client.scheduler_info()["workers"])
 
-    def map(self, videos, function, kwargs, *, split):
+    def map(self, videos, function, kwargs, *, split, encoders=None):
         """Yields (video, VideoResult) as the cluster finishes them, in any order.
+
+        `encoders` ({feature name: TFDS feature}) are applied to each example
+        on the worker: TFDS' `Image` takes its own encoded bytes back
+        unchanged, so PNG encoding, a third of a build's CPU time, leaves the
+        driver, and the dataset's bytes stay those of a local build.
 
         A video whose task killed its workers too often (Dask's
         `KilledWorker`) yields a result with no examples and a skipped-video
@@ -225,7 +238,7 @@ class DaskEngine:
         from distributed import as_completed
         from distributed.scheduler import KilledWorker
 
-        work = cloudpickle.dumps((function, dict(kwargs)))
+        work = cloudpickle.dumps((function, dict(kwargs), dict(encoders or {})))
         pending = list(reversed(videos))
         limit = self.in_flight or max(1, sum(self.client.nthreads().values()))
         running = as_completed()

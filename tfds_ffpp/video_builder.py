@@ -324,7 +324,13 @@ class VideoBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
         count = 0
         if not hasattr(self, "_dask_workers"):
             self._dask_workers = set()
-        for _, result in engine.map(videos, function, kwargs, split=split):
+        # Images are PNG-encoded on the workers, by the dataset's own features.
+        encoders = {
+            name: feature
+            for name, feature in self.info.features.items()
+            if isinstance(feature, tfds.features.Image)
+        }
+        for _, result in engine.map(videos, function, kwargs, split=split, encoders=encoders):
             if result.worker:
                 self._dask_workers.add(result.worker)
             for kind, entry in result.entries:

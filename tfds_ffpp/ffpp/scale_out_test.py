@@ -86,6 +86,15 @@ def _examples(builder):
     }
 
 
+def _shards(builder):
+    import hashlib
+
+    return {
+        path.name: hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in builder.data_path.glob("*.tfrecord*")
+    }
+
+
 def _local_report(builder):
     return json.loads((builder.data_path / video_builder.REPORT_FILENAME).read_text())
 
@@ -99,6 +108,8 @@ def test_dask_cluster_build_matches_the_local_build(dummy_ffpp, cluster, tmp_pat
     expected_report = _local_report(dummy_ffpp)
     for key in SAME_REPORT_KEYS:
         assert report[key] == expected_report[key], key
+    # Images PNG-encoded on the workers: the very bytes of the local build.
+    assert _shards(builder) == _shards(dummy_ffpp)
     got, want = _examples(builder), _examples(dummy_ffpp)
     assert {s: sorted(e) for s, e in got.items()} == {s: sorted(e) for s, e in want.items()}
     for split, examples in want.items():
