@@ -10,8 +10,11 @@ TFDS' feature encoders once the first video's work arrives):
 
 * `tallied_examples`: one video's (key, example) pairs, counted by label;
   a video whose processing raises keeps the examples made before the
-  error and is named in the report with the error. Used by every runner
-  (plain Python, Beam, Dask), so they write the same dataset and report.
+  error and is named in the report with the error; a video on object
+  storage (`gs://`, `s3://`: a `--manual_dir` there) is copied to a local
+  folder first, since OpenCV's decoder reads local files only, and the
+  report names the original. Used by every runner (plain Python, Beam,
+  Dask), so they write the same dataset and report.
 * `DaskEngine`: farms the videos of a split out to a `distributed` cluster
   (`Client.submit` / `as_completed`), the TFDS writer staying in the
   driver; the workers PNG-encode the images with the dataset's own
@@ -42,10 +45,14 @@ default) is reported as a skipped video, and the build goes on.
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
 import hashlib
 import logging
+import os
+import shutil
 import sys
+import tempfile
 import typing
 
 _log = logging.getLogger(__name__)
@@ -65,16 +72,22 @@ def tallied_examples(video, *, examples, report, tally, split, **kwargs):
     """
     counts = collections.Counter()
     made = 0
+    staged = {}
     try:
-        for key, example in examples(video, split=split, report=report, **kwargs):
-            counts[example["label"]] += 1
-            made += 1
-            yield key, example
+        with staged_locally(video) as (local_video, originals):
+            staged.update(originals)
+            if originals:
+                report = _reporting_originals(report, originals)
+            for key, example in examples(local_video, split=split, report=report, **kwargs):
+                counts[example["label"]] += 1
+                made += 1
+                yield key, example
     except Exception as error:  # pylint: disable=broad-except
         entry = {
             "split": split,
             "video": video["name"],
-            "reason": f"processing raised {type(error).__name__}: {error} "
+            "reason": f"processing raised {type(error).__name__}: "
+            f"{_with_originals(str(error), staged)} "
             f"(after {made} examples, which are kept; the rest of the video is left out)",
             "examples_kept": made,
         }
@@ -83,6 +96,64 @@ def tallied_examples(video, *, examples, report, tally, split, **kwargs):
         report("skipped_videos", entry)
     for label, count in sorted(counts.items()):
         tally(split, label, count)
+
+
+# Keys of a video's dict that name its files (see VideoBuilder._videos_by_split).
+FILE_KEYS = ("path", "mask_path")
+
+
+@contextlib.contextmanager
+def staged_locally(video):
+    """Yields (video, {local path: original}) with its object-storage files copied locally.
+
+    Files whose path has a scheme ("gs://...") are read through TFDS' file
+    layer (`etils.epath`) into a temporary folder, removed afterwards; a
+    video of local files is yielded as is. A file that does not exist is
+    not copied, so the decoder reports it missing under its own name.
+    """
+    remote = {
+        key: video[key]
+        for key in FILE_KEYS
+        if isinstance(video.get(key), str) and "://" in video[key]
+    }
+    if not remote:
+        yield video, {}
+        return
+    from etils import epath
+
+    folder = tempfile.mkdtemp(prefix="tfds_ffpp_video_")
+    try:
+        local, originals = dict(video), {}
+        for key, path in remote.items():
+            source = epath.Path(path)
+            # Built-in open for the local side: only the remote side goes
+            # through epath.
+            target = os.path.join(folder, f"{key}-{source.name}")
+            if source.exists():
+                with source.open("rb") as reader, open(target, "wb") as writer:
+                    shutil.copyfileobj(reader, writer, 1 << 20)
+            local[key] = target
+            originals[target] = path
+        yield local, originals
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _reporting_originals(report, originals):
+    """`report` with local copies' paths in entries replaced by the original paths."""
+
+    def reporting(kind, entry):
+        report(kind, {key: _with_originals(value, originals) for key, value in entry.items()})
+
+    return reporting
+
+
+def _with_originals(value, originals):
+    if not isinstance(value, str):
+        return value
+    for local, path in originals.items():
+        value = value.replace(local, path)
+    return value
 
 
 def pickle_module_by_value(module_name: str) -> None:

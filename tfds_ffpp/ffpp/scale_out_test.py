@@ -349,3 +349,52 @@ def test_make_dummy_data_names_the_faulted_videos_healthy():
     # The faults above must hit healthy videos, or the test proves nothing.
     damaged = {v for k, v in make_dummy_data.DAMAGE.items() if isinstance(v, str)}
     assert not {KILLED_ONCE, KILLED_ALWAYS, RAISES} & damaged
+
+
+# === Videos on object storage ===
+
+
+def test_videos_on_object_storage_are_read_through_a_local_copy():
+    """A `gs://` manual_dir: videos are copied locally for OpenCV; the report names gs://."""
+    from ffseg.signal import faces
+
+    def run(root, name):
+        entries = []
+        examples = list(
+            scale_out.tallied_examples(
+                ffpp_dataset_builder.video_entry(root, name, "c23"),
+                examples=ffpp_dataset_builder.video_examples, split="train", frames=3,
+                real_frames=3, sigma=5.0, detector=faces.FaceDetector(),
+                report=lambda kind, entry: entries.append((kind, entry)),
+                tally=lambda *args: None,
+            )
+        )
+        return examples, entries
+
+    names = ("Face2Face/000_001", make_dummy_data.DAMAGE["corrupt"])
+    want = {name: run(DUMMY_DATA, name) for name in names}
+    bucket = "gs://ffpp-bucket/FaceForensics++"
+    with tfds.testing.MockFs():
+        for name in names:
+            local = ffpp_dataset_builder.video_entry(DUMMY_DATA, name, "c23")
+            remote = ffpp_dataset_builder.video_entry(bucket, name, "c23")
+            for key in scale_out.FILE_KEYS:
+                if local[key]:
+                    target = epath.Path(remote[key])
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    with open(local[key], "rb") as file:
+                        target.write_bytes(file.read())
+        got = {name: run(bucket, name) for name in names}
+
+    healthy, corrupt = names
+    assert [key for key, _ in got[healthy][0]] == [key for key, _ in want[healthy][0]]
+    assert len(got[healthy][0]) == 3 and got[healthy][1] == []
+    for (_, a), (_, b) in zip(got[healthy][0], want[healthy][0]):
+        np.testing.assert_array_equal(a["image"], b["image"])
+        np.testing.assert_array_equal(a["noise"], b["noise"])
+    [(kind, entry)] = got[corrupt][1]
+    assert kind == "skipped_videos" and got[corrupt][0] == []
+    assert entry["file"] == f"{bucket}/manipulated_sequences/Deepfakes/c23/videos/000_001.mp4"
+    assert entry["reason"] == want[corrupt][1][0][1]["reason"].replace(
+        str(DUMMY_DATA), bucket
+    )
