@@ -112,6 +112,7 @@ C23_PAPER_EXAMPLES = {
 def _import_worker_modules():
     # What a worker imports for its first video: the signal layer, and TFDS'
     # feature encoders (TensorFlow) for the PNG encoding.
+    import tensorflow  # noqa: F401  (tensorflow_datasets alone imports it lazily)
     import tensorflow_datasets  # noqa: F401
 
     import ffseg.signal.extract  # noqa: F401
