@@ -21,7 +21,8 @@ FROM apache/beam_python${PYTHON_VERSION}_sdk:${BEAM_VERSION} AS beam
 FROM python:${PYTHON_VERSION}-slim
 ARG BEAM_VERSION
 
-# libgl/libglib: OpenCV's headless wheel still links GLib; libgomp: dlib.
+# Shared libraries slim images lack and the OpenCV / dlib wheels may load
+# (GLib, OpenMP); the image is not built on this project's machines yet.
 RUN apt-get update \
     && apt-get install -y --no-install-recommends libglib2.0-0 libgomp1 \
     && rm -rf /var/lib/apt/lists/*
