@@ -1,17 +1,22 @@
-"""Benchmark: building the `ffpp` sample (config `sample_photos`) with one and two Beam workers.
+"""Benchmark: building the `ffpp` sample (config `sample_photos`) locally, on Beam and on Dask.
 
 Run by hand from the repository root (2 CPU cores: expect a few minutes; the
 CPU seconds and the load average printed beside each rate show how much other
 work shared the cores):
 
-    .venv/bin/python bench/build.py [--runs python,1,2] [--num_frames N] [--keep DIR]
+    .venv/bin/python bench/build.py [--runs python,1,2,dask1,dask2] [--num_frames N] [--keep DIR]
 
 It generates the sample FF++ tree once (timed on its own), then builds it
 with the `sample_photos` config of `tfds_ffpp/ffpp` (the `sample` protocol
 over a tree given as --manual_dir) into fresh temporary data folders:
 plain Python generation, and Beam's FnApiRunner in multi-processing mode
 with `direct_num_workers` 1 and 2, and prints examples per second of each
-and the 2-vs-1 worker ratio. Then, from the tfrecord shards of the last build:
+and the 2-vs-1 worker ratio. `daskN` runs build on a Dask `LocalCluster` of N
+worker processes (one thread each) through `TFDS_FFPP_DASK_SCHEDULER`, the
+cluster's start-up timed apart from the build, and the dask2/dask1 ratio.
+From the best examples per CPU second it projects the full `c23_paper` build
+(~1.37 M examples) onto N cores (`--project_cores`). Then, from the tfrecord
+shards of the last build:
 bytes on disk per 1,000 examples and the mean stored size of the image, mask
 and noise features, with the alternatives the builder did not choose (JPEG
 faces, noise as 16-bit fixed-point PNG or zlib float16) and the error each
@@ -42,6 +47,20 @@ def _cpu_seconds():
     own = resource.getrusage(resource.RUSAGE_SELF)
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def _live_children_cpu_seconds():
+    """CPU time of the live child processes (Dask's nannies and workers), recursively."""
+    import psutil
+
+    total = 0.0
+    for child in psutil.Process().children(recursive=True):
+        try:
+            times = child.cpu_times()
+            total += times.user + times.system
+        except psutil.Error:
+            pass
+    return total
 
 
 class _WorkerWatch:
@@ -80,14 +99,59 @@ class _WorkerWatch:
         self._thread.join()
 
 
+# Examples of the full `c23_paper` build (Table I protocol, FF++ splits of
+# 720 / 140 / 140 real and 2,880 / 560 / 560 fake videos): 270 frames of each
+# training fake, 100 of each validation/test fake; real videos 1,080 / 400 /
+# 400 frames, every frame of a shorter one (FF++ real videos average ~510).
+C23_PAPER_EXAMPLES = {
+    "fake": 2880 * 270 + 2 * 560 * 100,
+    "real": 720 * 510 + 2 * 140 * 400,
+}
+
+
+def _import_worker_modules():
+    # What a worker imports for its first video: the signal layer, and TFDS'
+    # feature encoders (TensorFlow) for the PNG encoding.
+    import tensorflow  # noqa: F401  (tensorflow_datasets alone imports it lazily)
+    import tensorflow_datasets  # noqa: F401
+
+    import ffseg.signal.extract  # noqa: F401
+
+
+def start_dask(workers):
+    """A LocalCluster of `workers` processes, one thread each.
+
+    Returns (cluster, seconds until the workers registered, seconds until
+    they had imported what the first video needs): the start-up cost.
+    """
+    import logging
+
+    from distributed import Client, LocalCluster
+
+    start = time.perf_counter()
+    cluster = LocalCluster(
+        n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0",
+        silence_logs=logging.ERROR,
+    )
+    with Client(cluster) as client:
+        client.wait_for_workers(workers)
+        registered = time.perf_counter() - start
+        client.run(_import_worker_modules)
+    return cluster, registered, time.perf_counter() - start
+
+
 def build(data_dir, manual_dir, workers, frames):
-    """Builds ffpp/sample_photos; returns (seconds, cpu_seconds, examples, builder)."""
+    """Builds ffpp/sample_photos.
+
+    Returns (seconds, CPU seconds, examples, builder, CPU seconds of Dask's
+    worker processes or None).
+    """
     import tensorflow_datasets as tfds
 
     from tfds_ffpp.ffpp import ffpp_dataset_builder
 
     kwargs = {}
-    if workers != "python":
+    if workers != "python" and not str(workers).startswith("dask"):
         import apache_beam as beam
 
         kwargs["beam_options"] = beam.options.pipeline_options.PipelineOptions(
@@ -109,17 +173,23 @@ def build(data_dir, manual_dir, workers, frames):
             frames_per_video={"train": frames, "validation": frames, "test": frames},
         )
     builder = ffpp_dataset_builder.Builder(data_dir=str(data_dir), config=config)
+    # Dask's workers outlive the build: their CPU time is read while they live.
+    live_start = _live_children_cpu_seconds()
     start, cpu_start = time.perf_counter(), _cpu_seconds()
     with _WorkerWatch() as watch:
         builder.download_and_prepare(
             download_config=tfds.download.DownloadConfig(manual_dir=str(manual_dir), **kwargs)
         )
     seconds, cpu = time.perf_counter() - start, _cpu_seconds() - cpu_start
+    worker_cpu = None
+    if str(workers).startswith("dask"):
+        worker_cpu = _live_children_cpu_seconds() - live_start
+        cpu += worker_cpu
     examples = sum(split.num_examples for split in builder.info.splits.values())
     if watch.cpu:
         per_worker = ", ".join(f"{v:.1f}" for v in sorted(watch.cpu.values(), reverse=True))
         print(f"  CPU s per worker process (sampled each second): {per_worker}")
-    return seconds, cpu, examples, builder
+    return seconds, cpu, examples, builder, worker_cpu
 
 
 def feature_sizes(builder, limit=200):
@@ -167,7 +237,16 @@ def feature_sizes(builder, limit=200):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", default="python,1,2", help="python and/or worker counts")
+    parser.add_argument(
+        "--runs",
+        default="python,1,2,dask1,dask2",
+        help="python, Beam worker counts, daskN (a Dask LocalCluster of N workers)",
+    )
+    parser.add_argument(
+        "--project_cores",
+        default="16,64,256",
+        help="core counts to project the full c23_paper build onto",
+    )
     parser.add_argument("--keep", default=None, help="keep the temporary folders here")
     parser.add_argument(
         "--num_frames",
@@ -189,23 +268,66 @@ def main(argv=None):
         print(f"sample tree generated in {time.perf_counter() - start:.1f} s")
 
         results = {}
+        per_cpu = {}
+        split_cpu = {}  # dask run -> (worker, driver) CPU seconds per example
         builder = None
         for run in args.runs.split(","):
             run = run.strip()
-            workers = run if run == "python" else int(run)
-            seconds, cpu, examples, builder = build(
-                work / f"data_{run}", manual_dir, workers, args.num_frames
-            )
+            cluster = None
+            if run.startswith("dask"):
+                cluster, registered, ready = start_dask(int(run[4:]))
+                os.environ["TFDS_FFPP_DASK_SCHEDULER"] = cluster.scheduler_address
+                print(
+                    f"dask cluster of {run[4:]} worker(s): registered in {registered:.1f} s, "
+                    f"imports done in {ready:.1f} s (start-up cost, not in the build's time)"
+                )
+                workers = run
+            else:
+                workers = run if run == "python" else int(run)
+            try:
+                seconds, cpu, examples, builder, worker_cpu = build(
+                    work / f"data_{run}", manual_dir, workers, args.num_frames
+                )
+            finally:
+                os.environ.pop("TFDS_FFPP_DASK_SCHEDULER", None)
+                if cluster is not None:
+                    cluster.close()
             results[run] = (seconds, examples)
-            label = "python generator" if run == "python" else f"beam, {run} worker(s)"
+            per_cpu[run] = examples / cpu
+            if worker_cpu:
+                split_cpu[run] = (worker_cpu / examples, (cpu - worker_cpu) / examples)
+            label = {"python": "python generator"}.get(run, f"beam, {run} worker(s)")
+            if run.startswith("dask"):
+                label = f"dask, {run[4:]} worker(s)"
             print(
                 f"{label:>20}: {examples} examples in {seconds:6.1f} s = "
                 f"{examples / seconds:6.2f} examples/s ({cpu:6.1f} CPU s, "
                 f"{examples / cpu:5.2f} examples per CPU s; load {os.getloadavg()[0]:.1f})"
             )
-        if "1" in results and "2" in results:
-            rate = {k: v[1] / v[0] for k, v in results.items()}
-            print(f"2 workers / 1 worker throughput ratio: {rate['2'] / rate['1']:.2f}")
+        rate = {k: v[1] / v[0] for k, v in results.items()}
+        for one, two, name in (("1", "2", "beam"), ("dask1", "dask2", "dask")):
+            if one in rate and two in rate:
+                print(f"{name}: 2 workers / 1 worker throughput ratio: {rate[two] / rate[one]:.2f}")
+        best = max(per_cpu.values())
+        total = sum(C23_PAPER_EXAMPLES.values())
+        print(
+            f"projection, full c23_paper build ({total:,} examples), this sample's per-example "
+            "cost (its frames are 320x240; FF++'s are larger: see the README):"
+        )
+        if split_cpu:
+            worker, driver = min(split_cpu.values(), key=sum)
+            print(
+                f"  per example: {1e3 * worker:.0f} ms CPU on a worker (decode, detect, "
+                f"noise, PNG), {1e3 * driver:.0f} ms in the driver (TFDS writer, Dask client)"
+            )
+        for cores in (int(c) for c in args.project_cores.split(",")):
+            hours = total / (best * cores) / 3600
+            line = f"  {cores:>5} cores, writer parallel too (Beam): {hours:7.1f} h"
+            if split_cpu:
+                # One driver core writes; the other cores' workers cannot go faster.
+                rate = min((cores - 1) / worker, 1 / driver)
+                line += f"; Dask engine (one driver core): {total / rate / 3600:7.1f} h"
+            print(line)
 
         sizes, alternatives, errors, (max_abs, mean_abs), total_bytes = feature_sizes(builder)
         examples = results[run][1]

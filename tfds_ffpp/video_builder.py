@@ -13,13 +13,23 @@ was. This base does the part they share, with TFDS' public hooks only:
 * `_split_generators` lists each split's videos (the subclass's
   `_videos_by_split`); `_generate_examples` hands every video to one
   module-level function, through `beam.Create | beam.FlatMap` when Beam was
-  asked for and through a plain generator otherwise: one per-video code path.
+  asked for, through a Dask cluster (`tfds_ffpp.scale_out.DaskEngine`) when
+  one was named, and through a plain generator otherwise: one per-video
+  code path (`scale_out.tallied_examples`).
   TFDS (4.9.10) decides between its Beam and its local writer by what
   `_generate_examples` returns, and gives a builder no other public way to
   see the Beam options than `download_and_prepare`'s `DownloadConfig`, hence
   the choice made there. No private TFDS method is overridden.
-* Workers report skipped and flagged input through Beam metrics counters,
-  read back in `_process_pipeline_result` (TFDS' hook for exactly that).
+* Beam workers report skipped and flagged input through Beam metrics
+  counters, read back in `_process_pipeline_result` (TFDS' hook for exactly
+  that); Dask workers return them with each video's examples.
+* A Dask cluster is asked for with the environment variable
+  `TFDS_FFPP_DASK_SCHEDULER` (its address; "local" for a cluster on this
+  machine), which `tfds build` passes through untouched, or with Beam
+  options naming Beam's DaskRunner (`runner=apache_beam.runners.dask.
+  dask_runner.DaskRunner`, optional `dask_client_address`): that runner
+  cannot run TFDS' Beam writer (see `tfds_ffpp.scale_out`), so the build
+  runs on the Dask engine instead, on the same cluster, and says so.
 * The report is written by the dataset's metadata object
   (`BuildMetadata.save_metadata`, the public `tfds.core.Metadata`
   interface), which TFDS calls while the dataset is still in its temporary
@@ -32,20 +42,26 @@ module's `os` and `open`; this module uses `epath` for files as well.
 
 from __future__ import annotations
 
-import collections
 import dataclasses
+import functools
 import hashlib
 import logging
-import sys
+import os
 import typing
 
 import tensorflow_datasets as tfds
 from etils import epath
 
 from ffseg.errors import FileError
-from tfds_ffpp import build_report
+from tfds_ffpp import build_report, scale_out
 
 REPORT_FILENAME = build_report.REPORT_FILENAME
+# The Dask scheduler's address ("tcp://host:8786"), or "local".
+DASK_SCHEDULER_VARIABLE = "TFDS_FFPP_DASK_SCHEDULER"
+DASK_RUNNER = "apache_beam.runners.dask.dask_runner.DaskRunner"
+
+# Kept importable from here (the Beam pipeline names it).
+tallied_examples = scale_out.tallied_examples
 
 # Small text files whose content, not only their size, enters the input
 # fingerprint: split files, Celeb-DF's test list, the sample's provenance.
@@ -82,12 +98,82 @@ class BuildRequest:
     """What the user asked `download_and_prepare` for.
 
     Attributes:
-        beam: a Beam runner or Beam options were given.
+        beam: a Beam runner or Beam options were given (other than Beam's
+            DaskRunner, see `dask`).
         manual_dir: the `--manual_dir`, or None.
+        dask: run the per-video work on a Dask cluster.
+        dask_scheduler: its scheduler's address; None: a new local cluster.
+        dask_note: why Dask was chosen, for the log and the report.
     """
 
     beam: bool = False
     manual_dir: typing.Optional[epath.Path] = None
+    dask: bool = False
+    dask_scheduler: typing.Optional[str] = None
+    dask_note: str = ""
+
+    @property
+    def runner(self) -> str:
+        """"dask", "beam" or "python": what makes the examples."""
+        return "dask" if self.dask else "beam" if self.beam else "python"
+
+
+def build_request(download_config, environ=None) -> BuildRequest:
+    """The `BuildRequest` of a `DownloadConfig` and the environment.
+
+    Refuses, in one line, a Dask cluster named in the environment together
+    with Beam options for another runner: which one was meant cannot be told.
+    """
+    environ = os.environ if environ is None else environ
+    manual_dir = download_config.manual_dir
+    manual_dir = None if manual_dir is None else epath.Path(manual_dir)
+    runner, beam_options = download_config.beam_runner, download_config.beam_options
+    address = environ.get(DASK_SCHEDULER_VARIABLE, "").strip()
+    dask_runner = _names_dask_runner(runner, beam_options)
+    if address:
+        if (runner is not None or beam_options is not None) and not dask_runner:
+            raise ValueError(
+                f"{DASK_SCHEDULER_VARIABLE}={address} asks for a Dask cluster, and Beam options "
+                "for another runner were given too: unset one of them"
+            )
+        return BuildRequest(
+            manual_dir=manual_dir,
+            dask=True,
+            dask_scheduler=None if address == "local" else address,
+            dask_note=f"{DASK_SCHEDULER_VARIABLE}={address}",
+        )
+    if dask_runner:
+        return BuildRequest(
+            manual_dir=manual_dir,
+            dask=True,
+            dask_scheduler=_dask_client_address(beam_options),
+            dask_note="Beam's DaskRunner was asked for; it cannot run TFDS' Beam writer "
+            "(global combines emit nothing under it in apache-beam 2.77, and the writer "
+            "reads the largest key from one), so the per-video work runs on the same Dask "
+            "cluster through tfds_ffpp's own Dask engine",
+        )
+    return BuildRequest(beam=runner is not None or beam_options is not None, manual_dir=manual_dir)
+
+
+def _names_dask_runner(runner, beam_options) -> bool:
+    if runner is not None:
+        name = runner if isinstance(runner, str) else type(runner).__name__
+        return name.split(".")[-1] == "DaskRunner"
+    if beam_options is None:
+        return False
+    from apache_beam.options.pipeline_options import StandardOptions
+
+    name = beam_options.view_as(StandardOptions).runner
+    return isinstance(name, str) and name.split(".")[-1] == "DaskRunner"
+
+
+def _dask_client_address(beam_options) -> typing.Optional[str]:
+    if beam_options is None:
+        return None
+    # Registers DaskOptions, the view that parses --dask_client_address.
+    from apache_beam.runners.dask.dask_runner import DaskOptions
+
+    return beam_options.view_as(DaskOptions).address or None
 
 
 class VideoBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
@@ -113,12 +199,7 @@ class VideoBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     def download_and_prepare(self, *, download_dir=None, download_config=None, **kwargs):
         """TFDS' `download_and_prepare`, with the checks and the report of this base."""
         download_config = download_config or tfds.download.DownloadConfig()
-        manual_dir = download_config.manual_dir
-        request = BuildRequest(
-            beam=download_config.beam_runner is not None
-            or download_config.beam_options is not None,
-            manual_dir=None if manual_dir is None else epath.Path(manual_dir),
-        )
+        request = build_request(download_config)
         self._check_manual_dir(request.manual_dir)
         mode = download_config.download_mode
         if mode == tfds.download.GenerateMode.UPDATE_DATASET_INFO or (
@@ -130,7 +211,17 @@ class VideoBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
                 download_dir=download_dir, download_config=download_config, **kwargs
             )
 
+        if request.dask:
+            if request.dask_note.startswith("Beam"):
+                _log.warning("%s: %s", self.name, request.dask_note)
+            # TFDS must not start a Beam pipeline: the examples come from a
+            # generator fed by the Dask cluster.
+            download_config = dataclasses.replace(
+                download_config, beam_runner=None, beam_options=None
+            )
         self._request = request
+        self._dask = scale_out.DaskEngine(request.dask_scheduler) if request.dask else None
+        self._dask_workers = set()
         self._report = build_report.BuildReport(self.name)
         self._manual_root_name = None
         self._requested = {}
@@ -156,6 +247,9 @@ class VideoBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
         finally:
             if isinstance(metadata, BuildMetadata):
                 metadata.write_report = None
+            if self._dask is not None:
+                self._dask.close()
+                self._dask = None
         if not final_report.exists():
             # The info object came from an earlier build on disk (an
             # overwrite through the Python API), not from `_info`.
@@ -187,9 +281,12 @@ class VideoBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
         """Examples of one split: a Beam transform or a generator of (key, example)."""
         function = self._examples_function()
         kwargs = dict(self._examples_kwargs(split), split=split)
+        if self._build_request.dask:
+            self._pickle_by_value(function)
+            return self._generate_on_dask(videos, function, kwargs)
         if self._build_request.beam:
             beam = tfds.core.lazy_imports.apache_beam
-            _pickle_module_by_value(type(self).__module__)
+            self._pickle_by_value(function)
             return beam.Create(videos) | f"Extract_{split}" >> beam.FlatMap(
                 tallied_examples,
                 examples=function,
@@ -208,12 +305,58 @@ class VideoBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
             ):
                 count += 1
                 yield item
+        self._check_some_examples(count, videos, kwargs["split"])
+
+    def _generate_on_dask(self, videos, function, kwargs):
+        """The examples of a split, made by the Dask cluster's workers, in completion order.
+
+        TFDS' writer orders examples by a hash of their keys, so the order in
+        which videos finish does not change the dataset.
+        """
+        split = kwargs.pop("split")
+        engine = getattr(self, "_dask", None) or scale_out.DaskEngine(
+            self._build_request.dask_scheduler
+        )
+        _log.info(
+            "%s: %s split: %d videos on a Dask cluster of %d workers (%s)",
+            self.name, split, len(videos), engine.workers(), self._build_request.dask_note,
+        )
+        count = 0
+        if not hasattr(self, "_dask_workers"):
+            self._dask_workers = set()
+        # Images are PNG-encoded on the workers, by the dataset's own features.
+        encoders = {
+            name: feature
+            for name, feature in self.info.features.items()
+            if isinstance(feature, tfds.features.Image)
+        }
+        for _, result in engine.map(videos, function, kwargs, split=split, encoders=encoders):
+            if result.worker:
+                self._dask_workers.add(result.worker)
+            for kind, entry in result.entries:
+                self._report.add(kind, entry)
+            for tally_split, label, number in result.tallies:
+                self._report.tally(tally_split, label, number)
+            for item in result.examples:
+                count += 1
+                yield item
+        self._check_some_examples(count, videos, split)
+
+    def _check_some_examples(self, count, videos, split):
         if count == 0:
             # TFDS' writer would only say "No examples were yielded".
             raise ValueError(
-                f"{self.name}: the {kwargs['split']} split has no usable example: all "
+                f"{self.name}: the {split} split has no usable example: all "
                 f"{len(videos)} of its videos were skipped"
             )
+
+    def _pickle_by_value(self, function):
+        """Ships the builder's and the examples function's modules with the work."""
+        while isinstance(function, functools.partial):
+            function = function.func
+        modules = {type(self).__module__, getattr(function, "__module__", None)}
+        for module in sorted(m for m in modules if m):
+            scale_out.pickle_module_by_value(module)
 
     def _process_pipeline_result(self, pipeline_result) -> None:
         self._report.add_from_pipeline(pipeline_result)
@@ -248,7 +391,17 @@ class VideoBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
         return {
             "dataset": f"{self.name}/{self.builder_config.name}",
             "version": str(self.version),
-            "runner": "beam" if self._build_request.beam else "python",
+            "runner": self._build_request.runner,
+            **(
+                {
+                    "dask_scheduler": self._build_request.dask_scheduler or "local",
+                    # Worker processes whose results were used (a restarted
+                    # worker counts again): the report was gathered from them.
+                    "dask_workers": len(getattr(self, "_dask_workers", ())),
+                }
+                if self._build_request.dask
+                else {}
+            ),
             "manual_dir": getattr(self, "_manual_root_name", None),
         }
 
@@ -285,30 +438,8 @@ class VideoBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
         )
 
 
-# === Per-video work (module level: it runs in Beam workers) ===
-
-
-def tallied_examples(video, *, examples, report, tally, split, **kwargs):
-    """`examples(video, ...)`'s (key, example) pairs; counts them by label into `tally`."""
-    counts = collections.Counter()
-    for key, example in examples(video, split=split, report=report, **kwargs):
-        counts[example["label"]] += 1
-        yield key, example
-    for label, count in sorted(counts.items()):
-        tally(split, label, count)
-
-
-def _pickle_module_by_value(module_name: str) -> None:
-    """Lets multi-processing Beam workers run a builder module's functions.
-
-    `tfds build tfds_ffpp/ffpp` imports the builder file as
-    `ffpp.ffpp_dataset_builder` with a temporary sys.path entry that the
-    workers do not have; pickled by value, its functions travel with the
-    pipeline instead of by module name.
-    """
-    from apache_beam.internal.cloudpickle import cloudpickle
-
-    cloudpickle.register_pickle_by_value(sys.modules[module_name])
+# `tallied_examples` and the pickling of builder modules live in
+# `tfds_ffpp.scale_out`, which Dask workers import without TFDS.
 
 
 # === Frame counts and input fingerprints (pure functions) ===
