@@ -380,9 +380,11 @@ def _run_detect(args) -> int:
                 print(line, file=sys.stderr, flush=True)
         from ffseg.inference.model_card import sample_model_notice
 
-        notice = sample_model_notice(getattr(predictor, "info", None))
-        if notice is not None:
-            print(f"ffseg detect: warning: {args.model}: {notice}", file=sys.stderr, flush=True)
+        for notice in (sample_model_notice(getattr(predictor, "info", None)),
+                       detect.localization_notice(predictor)):
+            if notice is not None:
+                print(f"ffseg detect: warning: {args.model}: {notice}", file=sys.stderr,
+                      flush=True)
         detector = faces.FaceDetector()
 
         status = EXIT_OK

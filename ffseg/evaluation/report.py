@@ -264,6 +264,12 @@ def markdown(results: dict) -> str:
             )
     if "localization" in results:
         lines += _localization_lines(results["localization"], paper)
+    elif "localization_note" in results:
+        # An ablated model (paper Table VII) without semantic maps: say so
+        # rather than leave the reader to wonder where the section went.
+        lines += ["", "## Localization (paper Eq. 7, Table VI)", "",
+                  results["localization_note"][0].upper() + results["localization_note"][1:]
+                  + "."]
     if paper.has("training.noise_sigma"):
         setting = results["paper"]["setting"]
         lines += [
@@ -333,6 +339,9 @@ def _localization_lines(loc: dict, paper: _Paper) -> list:
                 f"| {_fmt(row.get('iou_all_faces'))} | {_fmt(row.get('miou_two_class'))} "
                 f"| {paper.value(key, mark=False)} |"
             )
+    if loc.get("gamma_sweep_note"):
+        note = loc["gamma_sweep_note"]
+        lines += ["", f"Table VI: {note}."]
     return lines
 
 
@@ -411,8 +420,10 @@ def grid_figure(grid: list, threshold: float = 0.5, title: str | None = None):
     Each row is labelled with the truth and the model's fake score ("true:
     real, fake score 0.02"); mask and map share one colour scale, shown by a
     colour bar (0 pristine .. 1 manipulated). A dataset without masks
-    (Celeb-DF) shows "no mask in this dataset" in the mask column. A label
-    in red marks a face the model gets wrong at `threshold`.
+    (Celeb-DF) shows "no mask in this dataset" in the mask column, and a
+    face without a map (`map` None: a model without semantic maps, paper
+    Table VII) "no map: this model does not localise" in the map column. A
+    label in red marks a face the model gets wrong at `threshold`.
     """
     plt = _pyplot()
     from mpl_toolkits.axes_grid1.inset_locator import inset_axes
@@ -439,17 +450,27 @@ def grid_figure(grid: list, threshold: float = 0.5, title: str | None = None):
             fontsize=8, loc="left", color="black" if verdict == truth[:4] else "firebrick",
         )
         if item.get("mask") is not None:
-            mask_axes.imshow(
+            masked = mask_axes.imshow(
                 np.asarray(item["mask"], np.float32), cmap=MAP_COLORMAP, vmin=0, vmax=1
             )
+            if image is None:  # the colour bar's scale when no map is drawn
+                image = masked
         else:
             # A grey square the size of the others, so the columns stay aligned.
-            mask_axes.imshow(np.full(np.shape(item["map"])[:2] + (3,), 217, np.uint8))
+            side = item["map"] if item.get("map") is not None else item["image"]
+            mask_axes.imshow(np.full(np.shape(side)[:2] + (3,), 217, np.uint8))
             mask_axes.text(0.5, 0.5, "no mask in\nthis dataset", ha="center", va="center",
                            fontsize=8, transform=mask_axes.transAxes)
-        image = map_axes.imshow(
-            np.clip(np.asarray(item["map"], np.float32), 0, 1), cmap=MAP_COLORMAP, vmin=0, vmax=1
-        )
+        if item.get("map") is not None:
+            image = map_axes.imshow(
+                np.clip(np.asarray(item["map"], np.float32), 0, 1), cmap=MAP_COLORMAP,
+                vmin=0, vmax=1,
+            )
+        else:
+            # A model without semantic maps (paper Table VII): no map to show.
+            map_axes.imshow(np.full(np.shape(item["image"])[:2] + (3,), 217, np.uint8))
+            map_axes.text(0.5, 0.5, "no map: this\nmodel does not\nlocalise", ha="center",
+                          va="center", fontsize=8, transform=map_axes.transAxes)
         for axis in (face_axes, mask_axes, map_axes):
             axis.set_xticks([])
             axis.set_yticks([])
@@ -457,14 +478,15 @@ def grid_figure(grid: list, threshold: float = 0.5, title: str | None = None):
         axis.annotate(heading, (0.5, 1.0), xytext=(0, 18), textcoords="offset points",
                       xycoords="axes fraction", ha="center", va="bottom", fontsize=10,
                       fontweight="bold")
-    # Beside the first predicted map, as tall as it, so it reads with the headings.
-    bar_axes = inset_axes(
-        axes[0, 2], width="7%", height="100%", loc="lower left",
-        bbox_to_anchor=(1.06, 0, 1, 1), bbox_transform=axes[0, 2].transAxes, borderpad=0,
-    )
-    bar = figure.colorbar(image, cax=bar_axes)
-    bar.set_label("0 pristine .. 1 manipulated", fontsize=7)
-    bar.ax.tick_params(labelsize=7)
+    if image is not None:  # no mask and no map: nothing on the colour scale
+        # Beside the first predicted map, as tall as it, so it reads with the headings.
+        bar_axes = inset_axes(
+            axes[0, 2], width="7%", height="100%", loc="lower left",
+            bbox_to_anchor=(1.06, 0, 1, 1), bbox_transform=axes[0, 2].transAxes, borderpad=0,
+        )
+        bar = figure.colorbar(image, cax=bar_axes)
+        bar.set_label("0 pristine .. 1 manipulated", fontsize=7)
+        bar.ax.tick_params(labelsize=7)
     figure.suptitle(
         (f"{title}\n" if title else "")
         + f"fake score: probability of manipulation; red: wrong at threshold {threshold:g}",

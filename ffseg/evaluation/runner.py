@@ -8,13 +8,47 @@ from __future__ import annotations
 
 import numpy as np
 
+from ffseg.config import TAPS
 from ffseg.evaluation.figures import (
+    TABLE_VI_GAMMAS,
     LocalizationAccumulator,
     detection_metrics,
     per_class_recall,
     per_method_accuracy,
     video_level,
 )
+
+# What the report says of a model that returns no localization map.
+NO_SEMANTIC_MAPS = "this model has no semantic maps: no localization figures"
+
+
+def sweep_rows(map_taps, gammas=TABLE_VI_GAMMAS):
+    """The Table VI weightings that a model with semantic maps at `map_taps` can compute.
+
+    A weighting is computable when it gives no weight to a missing map
+    (with taps mid and high: (0, 0, 1) and (0, 0.1, 0.9)); the others would
+    need M1 and are left out, not approximated.
+
+    Returns:
+        `(rows, note)`: the computable weightings, and a sentence saying
+        which were left out and why (None when none were).
+    """
+    map_taps = tuple(map_taps)
+    rows = tuple(
+        row for row in gammas
+        if all(weight == 0 for weight, tap in zip(row, TAPS) if tap not in map_taps)
+    )
+    if len(rows) == len(gammas):
+        return rows, None
+    missing = [f"M{number} ({tap})" for number, tap in enumerate(TAPS, start=1)
+               if tap not in map_taps]
+    note = (
+        f"this model has semantic maps at taps {', '.join(map_taps)} only (no "
+        f"{', '.join(missing)}): {len(gammas) - len(rows)} of the {len(gammas)} weightings "
+        "of Table VI weigh a missing map and are left out"
+        + ("" if rows else ", so there is no gamma sweep")
+    )
+    return rows, note
 
 
 class _Progress:
@@ -76,6 +110,14 @@ def evaluate_split(
     `trained_methods` (see above), plus `roc` points, the `grid` arrays and
     per-face `scores` for the report (written beside the JSON, not into it).
 
+    Ablated models (paper Tables VII and VIII): a model without semantic
+    maps returns no localization map, so on a dataset with masks the
+    results have `localization_note` (`NO_SEMANTIC_MAPS`) instead of
+    `localization`, and the grid's maps are None. The Table VI gamma sweep
+    (a `.keras` predictor only) runs over the weightings that the present
+    maps can compute (`sweep_rows`); `localization["gamma_sweep_note"]`
+    says which were left out.
+
     Example:
 
     ```python
@@ -103,7 +145,9 @@ def evaluate_split(
         total = min(total, max_examples)
         split = f"{split}[:{total}]"
     dataset = builder.as_dataset(split=split, shuffle_files=False).batch(batch_size)
-    localization = LocalizationAccumulator(threshold) if has_mask else None
+    map_taps = tuple(getattr(predictor, "semantic_map_taps", ()) or ())
+    gammas, sweep_note = sweep_rows(map_taps) if map_taps else (TABLE_VI_GAMMAS, None)
+    localization = LocalizationAccumulator(threshold, gammas=gammas) if has_mask else None
     labels, methods, scores, videos, frames, probabilities = [], [], [], [], [], []
     grid = {0: [], 1: []}
     done = 0
@@ -119,13 +163,15 @@ def evaluate_split(
         if has_method:
             methods.append(batch["method"].astype(np.int64))
         masks = batch["mask"][..., 0] if has_mask else None
+        maps = out.get("localization_map")
+        if maps is None:
+            localization = None  # a model without semantic maps (paper Table VII)
         if localization is not None:
-            semantic = out.get("semantic_maps")
             localization.update(
-                out["localization_map"],
+                maps,
                 masks,
                 batch_labels,
-                semantic_maps=list(semantic) if semantic is not None else None,
+                semantic_maps=_sweep_maps(out.get("semantic_maps"), map_taps),
             )
         for i, label in enumerate(batch_labels):
             if len(grid[int(label)]) < grid_faces:
@@ -133,7 +179,7 @@ def evaluate_split(
                     {
                         "image": batch["image"][i],
                         "mask": masks[i] if masks is not None else None,
-                        "map": out["localization_map"][i],
+                        "map": maps[i] if maps is not None else None,
                         "score": float(out["score"][i]),
                         "label": int(label),
                         "method": method_names[int(batch["method"][i])] if has_method else None,
@@ -180,6 +226,10 @@ def evaluate_split(
             }
     if localization is not None:
         results["localization"] = localization.result()
+        if sweep_note is not None:
+            results["localization"]["gamma_sweep_note"] = sweep_note
+    elif has_mask:
+        results["localization_note"] = NO_SEMANTIC_MAPS
     results["roc"] = _roc_points(labels, scores, video_labels, video_scores)
     results["threshold"] = threshold
     results["scores"] = {
@@ -191,6 +241,19 @@ def evaluate_split(
     }
     results["grid"] = grid[1] + grid[0]
     return results
+
+
+def _sweep_maps(semantic_maps, map_taps):
+    """The predictor's k semantic maps as the three of Table VI: zeros where a tap has none.
+
+    Only weightings that give a missing map no weight are swept
+    (`sweep_rows`), so its zeros never reach a result.
+    """
+    if semantic_maps is None or not map_taps:
+        return None
+    by_tap = dict(zip(map_taps, semantic_maps))
+    blank = np.zeros_like(semantic_maps[0])
+    return [by_tap.get(tap, blank) for tap in TAPS]
 
 
 def _roc_points(labels, scores, video_labels, video_scores) -> dict:

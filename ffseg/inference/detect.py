@@ -20,8 +20,11 @@ frames whatever the length of the video.
 
 The predictor is anything with ``predict(uint8 crops [N, S, S, 3]) ->
 {"score": [N], "localization_map": [N, 299, 299], ...}``, e.g.
-``ffseg.inference.predictors.load_predictor(path)``. This module never imports
-TensorFlow itself.
+``ffseg.inference.predictors.load_predictor(path)``. A model built without
+semantic maps (paper Table VII) returns no ``localization_map``: its faces
+are scored and boxed with no heatmap, and each document's warnings say
+that the model does not localise (``NO_LOCALIZATION_NOTICE``). This module
+never imports TensorFlow itself.
 """
 
 from __future__ import annotations
@@ -65,6 +68,8 @@ __all__ = [
     "detect_file",
     "overlay",
     "capture_native_stderr",
+    "NO_LOCALIZATION_NOTICE",
+    "localization_notice",
 ]
 
 # A default that scores every frame of a clip of up to 12 s at 25 frames/s,
@@ -74,6 +79,16 @@ DEFAULT_NUM_FRAMES = 300
 DEFAULT_BATCH_SIZE = 16
 # The overlay video's encoder (H.264, as FF++ ships its videos).
 OVERLAY_CODEC = "libx264"
+# Said (in each document's warnings) of a model that returns no localization map.
+NO_LOCALIZATION_NOTICE = (
+    "this model does not localise (it was built without semantic maps, paper Table VII): "
+    "faces are scored, and no localization heatmap is drawn"
+)
+
+
+def localization_notice(predictor) -> str | None:
+    """``NO_LOCALIZATION_NOTICE`` for a predictor whose model cannot localise, else None."""
+    return None if getattr(predictor, "localizes", True) else NO_LOCALIZATION_NOTICE
 
 
 @dataclasses.dataclass(frozen=True)
@@ -151,11 +166,13 @@ def _run_batch(pending, predictor, batch_size, timings):
         with timed(timings, "model"):
             outputs = predictor.predict(np.stack(crops), batch_size=batch_size)
         scores = np.asarray(outputs["score"], np.float32).reshape(-1)
-        maps = np.asarray(outputs["localization_map"], np.float32)
+        # A model without semantic maps has no map: None per face (no heatmap).
+        maps = outputs.get("localization_map")
+        maps = [None] * len(crops) if maps is None else np.asarray(maps, np.float32)
         probabilities = outputs.get("class_probabilities")
-        if scores.shape[0] != len(crops) or maps.shape[0] != len(crops):
+        if scores.shape[0] != len(crops) or len(maps) != len(crops):
             raise ValueError(
-                f"the model returned {scores.shape[0]} scores and {maps.shape[0]} maps "
+                f"the model returned {scores.shape[0]} scores and {len(maps)} maps "
                 f"for {len(crops)} faces"
             )
     position = 0
@@ -196,7 +213,7 @@ def score_frames(
         [...]}`` (``box`` is the 1.3x square crop box, ``face`` dlib's box,
         ``detection_score`` dlib's confidence in it) and ``maps[i]`` the
         localization map of ``faces[i]``, float32 [299, 299] in [0, 1], over
-        its ``box``.
+        its ``box`` (None when the model does not localise).
     """
     if int(batch_size) < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -479,9 +496,11 @@ def detect_file(
                       or str(error))
             raise outputs.OutputError(final_overlay, reason.replace(overlay_temporary,
                                                                     final_overlay)) from None
-        notice = sample_model_notice(getattr(predictor, "info", None))
-        if notice is not None:
-            result["warnings"] = [notice] + list(result.get("warnings", []))
+        notices = [sample_model_notice(getattr(predictor, "info", None)),
+                   localization_notice(predictor)]
+        notices = [notice for notice in notices if notice is not None]
+        if notices:
+            result["warnings"] = notices + list(result.get("warnings", []))
         model_path = model_path or getattr(predictor, "path", None)
         result["model"] = None if model_path is None else os.path.abspath(model_path)
         if final_overlay is not None:

@@ -8,9 +8,16 @@ never re-implement preprocessing. Outputs are named tensors:
 
 - `score`: [N] probability that the face was manipulated;
 - `localization_map`: [N, 299, 299] manipulation probability per pixel
-  (paper section IV-D: M = 0.1 M1 + 0.2 M2 + 0.7 M3);
+  (paper section IV-D: M = 0.1 M1 + 0.2 M2 + 0.7 M3), only for a model with
+  semantic maps;
 - `class_probabilities`: [N, C] (real + methods in 5-class mode; [1-p, p]
   in binary mode).
+
+A model built without semantic maps (paper Table VII's "detection only" and
+"+ noise maps" rows) cannot localise, so its signature has no
+`localization_map` at all: a map of zeros would read as "pristine
+everywhere", a claim the model never made. Its model card says
+`"localizes": false`.
 """
 
 from __future__ import annotations
@@ -27,6 +34,28 @@ from ffseg.inference.model_card import model_card
 SIGNATURE_NAME = "serving_default"
 ENDPOINT_NAME = "detect"
 METADATA_FILE = "ffseg.json"
+
+
+def semantic_map_keys(model) -> tuple:
+    """The output keys of the semantic maps `model` has, shallow to deep.
+
+    FFSeg records them (`semantic_map_keys`); a model saved before the
+    ablation switches has all three.
+    """
+    keys = getattr(model, "semantic_map_keys", None)
+    if keys is None:
+        keys = tuple(key for key in ("semantic_map_1", "semantic_map_2", "semantic_map_3")
+                     if key in model.output)
+    return tuple(keys)
+
+
+def map_taps(model) -> tuple:
+    """The backbone taps (paper Table VIII: "low", "mid", "high") of `model`'s semantic maps."""
+    from ffseg.models.backbone import TAP_NAMES
+
+    return tuple(TAP_NAMES[int(key.rsplit("_", 1)[1]) - 1] for key in semantic_map_keys(model))
+
+
 def serving_function(model, crop_size: int = CROP_SIZE, *, semantic_maps: bool = False):
     """The tf.function served: uint8 crops in, named tensors out.
 
@@ -34,12 +63,17 @@ def serving_function(model, crop_size: int = CROP_SIZE, *, semantic_maps: bool =
         model: an FFSeg (any input size).
         crop_size: the side of the uint8 crops it takes (299: the training
             crop); they are area-resized to the model's input inside.
-        semantic_maps: also return `semantic_maps`, [3, N, crop, crop], the
-            three semantic maps (paper Eq. 6's M1..M3) resized to the crop,
-            for the paper's Table VI gamma sweep. The exported signature
-            leaves them out; `KerasPredictor` asks for them.
+        semantic_maps: also return `semantic_maps`, [k, N, crop, crop], the
+            k semantic maps the model has (paper Eq. 6's M1..M3; k = 3 for
+            the full model, `map_taps(model)` names them) resized to the
+            crop, for the paper's Table VI gamma sweep. The exported
+            signature leaves them out; `KerasPredictor` asks for them.
+
+    `localization_map` is served only when the model has one (module
+    docstring).
     """
     image_size = int(model.input_shape[1])
+    map_keys = semantic_map_keys(model)
 
     def resized_map(output):
         output = tf.cast(output, tf.float32)
@@ -57,15 +91,14 @@ def serving_function(model, crop_size: int = CROP_SIZE, *, semantic_maps: bool =
         outputs = model(images, training=False)
         served = {
             "score": tf.cast(outputs["score"], tf.float32),
-            "localization_map": tf.clip_by_value(
-                resized_map(outputs["localization_map"]), 0.0, 1.0
-            ),
             "class_probabilities": tf.cast(outputs["class_probabilities"], tf.float32),
         }
-        if semantic_maps:
-            served["semantic_maps"] = tf.stack(
-                [resized_map(outputs[f"semantic_map_{j}"]) for j in (1, 2, 3)]
+        if "localization_map" in outputs:
+            served["localization_map"] = tf.clip_by_value(
+                resized_map(outputs["localization_map"]), 0.0, 1.0
             )
+        if semantic_maps and map_keys:
+            served["semantic_maps"] = tf.stack([resized_map(outputs[key]) for key in map_keys])
         return served
 
     return detect
@@ -76,14 +109,20 @@ def export_saved_model(model, path: str, *, crop_size: int = CROP_SIZE, metadata
 
     `metadata` (e.g. the class names and the training dataset) goes into the
     model card (`model_card`) written beside the graph as `ffseg.json`, so
-    a server, and `ffseg detect`, know what they have.
+    a server, and `ffseg detect`, know what they have. The card also says
+    whether the model localises (`"localizes"`: it serves a
+    `localization_map`) and at which taps its semantic maps are
+    (`"semantic_map_taps"`, paper Tables VII and VIII).
     """
     archive = keras.export.ExportArchive()
     archive.track(model)
     archive.add_endpoint(ENDPOINT_NAME, serving_function(model, crop_size))
     archive.write_out(path, verbose=False)
+    card = model_card(model, crop_size, metadata)
+    card["localizes"] = "localization_map" in model.output
+    card["semantic_map_taps"] = list(map_taps(model))
     with open(os.path.join(path, METADATA_FILE), "w") as f:
-        json.dump(model_card(model, crop_size, metadata), f, indent=2, sort_keys=True)
+        json.dump(card, f, indent=2, sort_keys=True)
     return path
 
 

@@ -58,7 +58,8 @@ def overlay(
         frame: HxWx3 RGB uint8.
         face_records: ``[{"box": [x0, y0, x1, y1], "score": float,
             "largest": bool}, ...]``, as ``score_frames`` yields them.
-        maps: one float [h, w] map in [0, 1] per face.
+        maps: one float [h, w] map in [0, 1] per face, or None for a face
+            without one (a model that does not localise): no heatmap there.
 
     Returns:
         A new HxWx3 RGB uint8 frame.
@@ -71,7 +72,7 @@ def overlay(
     scale = max(0.4, side / 1200)
     for record, manipulation in zip(face_records, maps):
         x0, y0, x1, y1 = (int(v) for v in record["box"])
-        if x1 <= x0 or y1 <= y0:
+        if x1 <= x0 or y1 <= y0 or manipulation is None:
             continue
         levels = np.clip(np.asarray(manipulation, np.float32) * 255.0 + 0.5, 0, 255)
         heat = cv2.applyColorMap(levels.astype(np.uint8), cv2.COLORMAP_JET)

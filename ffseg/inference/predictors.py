@@ -8,10 +8,13 @@ box (`ffseg.signal.faces`), and returns numpy arrays:
 
 - `score` [N]: probability that the face was manipulated;
 - `localization_map` [N, 299, 299]: per-pixel manipulation probability
-  (paper Sec. IV-D, M = 0.1 M1 + 0.2 M2 + 0.7 M3), over the crop;
+  (paper Sec. IV-D, M = 0.1 M1 + 0.2 M2 + 0.7 M3), over the crop; absent
+  for a model without semantic maps (paper Table VII), which cannot
+  localise (`predictor.localizes` is False);
 - `class_probabilities` [N, C];
-- `semantic_maps` (`.keras` only): [3, N, 299, 299], the three semantic
-  maps resized to 299, for the paper's Table VI gamma sweep.
+- `semantic_maps` (`.keras` only): [k, N, 299, 299], the model's k
+  semantic maps (3, or those of the taps it has: `predictor.semantic_map_taps`,
+  paper Table VIII) resized to 299, for the paper's Table VI gamma sweep.
 
 Both predictors run the export's serving function (`export.serving_function`),
 so a `.keras` file and its SavedModel preprocess alike: crops of any size are
@@ -65,9 +68,19 @@ def _resize_crop(crop: np.ndarray, crop_size: int) -> np.ndarray:
 
 
 class _Predictor:
-    """`predict` over a serving function; subclasses set `_serve`, `crop_size`, `info`."""
+    """`predict` over a serving function; subclasses set `_serve`, `crop_size`, `info`.
 
+    Attributes:
+        localizes: whether `predict` returns a `localization_map` (False for
+            a model built without semantic maps).
+        has_semantic_maps: whether `predict` returns `semantic_maps`.
+        semantic_map_taps: the taps of those maps, shallow to deep ("low",
+            "mid", "high"); () when `has_semantic_maps` is False.
+    """
+
+    localizes = True
     has_semantic_maps = False
+    semantic_map_taps = ()
     crop_size = CROP_SIZE
 
     def _serve(self, batch: np.ndarray) -> dict:
@@ -114,6 +127,8 @@ class SavedModelPredictor(_Predictor):
         self._served = ServedModel(self.path)
         self.info = self._served.info
         self.crop_size = self._served.crop_size
+        # The signature says it: a model without semantic maps serves no map.
+        self.localizes = "localization_map" in self._served._signature.structured_outputs
 
     def _serve(self, batch):
         import tensorflow as tf
@@ -129,14 +144,15 @@ class KerasPredictor(_Predictor):
         path: the `.keras` file (training's `model.keras`).
     """
 
-    has_semantic_maps = True
-
     def __init__(self, path: str):
-        from ffseg.inference.export import serving_function
+        from ffseg.inference.export import map_taps, serving_function
 
         self.path = os.fspath(path)
         self.model = _load_keras(self.path)
         self.image_size = int(self.model.input_shape[1])
+        self.localizes = "localization_map" in self.model.output
+        self.semantic_map_taps = map_taps(self.model)
+        self.has_semantic_maps = bool(self.semantic_map_taps)
         self.crop_size = CROP_SIZE
         self.info = {"image_size": self.image_size, "crop_size": CROP_SIZE, **_run_facts(path)}
         self._function = serving_function(self.model, CROP_SIZE, semantic_maps=True)
@@ -246,8 +262,9 @@ def load_predictor(path):
 
     Returns:
         A `SavedModelPredictor` or a `KerasPredictor`: `predict(crops)` as
-        in the module docstring; `path`, `crop_size` (299) and `info` (the
-        export's metadata) as attributes.
+        in the module docstring; `path`, `crop_size` (299), `info` (the
+        export's metadata), `localizes`, `has_semantic_maps` and
+        `semantic_map_taps` as attributes.
 
     Raises:
         FileNotFoundError: nothing there, or not an ffseg model file.

@@ -139,7 +139,10 @@ class ValidationFigures(keras.callbacks.Callback):
     epoch end (Keras' validation computes neither). Place it before
     `TensorBoard`, `BestCheckpoint` and `EpochRecord` in the callback list:
     they see the logs it adds. A figure that cannot be computed (one class
-    only, no localization map) is NaN.
+    only, no mask) is NaN. A model without a localization map (built
+    without semantic maps, paper Table VII) gets no `val_pixel_auc` at all:
+    its records and TensorBoard show no localization figure rather than an
+    empty one.
 
     Args:
         dataset: batched `(images, targets)` as yielded by
@@ -155,6 +158,7 @@ class ValidationFigures(keras.callbacks.Callback):
         if logs is None:
             return
         labels, scores = [], []
+        localizes = "localization_map" in self.model.output
         localization = LocalizationAccumulator(gammas=())
         for images, targets in self.dataset:
             outputs = self.model.predict_on_batch(images)
@@ -164,7 +168,7 @@ class ValidationFigures(keras.callbacks.Callback):
             label = np.asarray(targets["label"]).reshape(-1)
             labels.append(label)
             scores.append(np.asarray(outputs["score"], np.float64).reshape(-1)[:count])
-            if "localization_map" in outputs and "mask" in targets:
+            if localizes and "mask" in targets:
                 localization.update(
                     np.asarray(outputs["localization_map"], np.float32)[:count],
                     np.asarray(targets["mask"]),
@@ -175,7 +179,8 @@ class ValidationFigures(keras.callbacks.Callback):
         logs["val_eer"] = (
             equal_error_rate(labels, scores) if len(set(labels.tolist())) == 2 else float("nan")
         )
-        logs["val_pixel_auc"] = localization.pixel_auc()
+        if localizes:
+            logs["val_pixel_auc"] = localization.pixel_auc()
 
 
 class MapImages(keras.callbacks.Callback):
@@ -184,9 +189,12 @@ class MapImages(keras.callbacks.Callback):
     Each epoch, TensorBoard's Images tab gets one strip per face: the face,
     the ground-truth mask, the predicted localization map (paper section
     IV-D), then the true noise residual and the predicted noise map of the
-    shallowest tap (Eq. 4-5; mid-grey is zero, both on the scale of the
-    true residual), side by side, so localization and the noise branch can
-    be watched as they train. Maps the model does not output are left out.
+    shallowest tap that has one (Eq. 4-5; mid-grey is zero, both on the
+    scale of the true residual), side by side, so localization and the
+    noise branch can be watched as they train. Maps the model does not
+    output (paper Tables VII and VIII remove heads) are left out, and the
+    image's tag names the panels shown; a model with neither map (Table
+    VII's "detection only") gets no images.
 
     Args:
         log_dir: where the image summaries go.
@@ -204,6 +212,11 @@ class MapImages(keras.callbacks.Callback):
         self._writer = None
 
     def on_epoch_end(self, epoch, logs=None):
+        noise_keys = getattr(self.model, "noise_map_keys", ())
+        if "localization_map" not in self.model.output and not (
+            noise_keys and self.noise is not None
+        ):
+            return  # nothing but the face and its mask to show
         if self._writer is None:
             self._writer = tf.summary.create_file_writer(self.log_dir)
         outputs = self.model.predict_on_batch(self.images)
@@ -211,7 +224,8 @@ class MapImages(keras.callbacks.Callback):
         # Under a multi-worker strategy every worker predicts its own copy of
         # the batch and the results come back concatenated: keep this one's.
         predicted = outputs.get("localization_map")
-        predicted_noise = outputs.get("noise_map_1")
+        # The shallowest present tap: with taps=(mid, high) that is mid's.
+        predicted_noise = outputs.get(noise_keys[0]) if noise_keys else None
         size = self.images.shape[1:3]
         if predicted is not None:
             predicted = np.asarray(predicted, np.float32)[:count]

@@ -70,6 +70,39 @@ def step_epochs(config: ExperimentConfig, step: str) -> int:
     return getattr(config.train, f"{step}_epochs")
 
 
+def resolve_ablations(config: ExperimentConfig) -> ExperimentConfig:
+    """`config` with what its model switches imply (paper Table VII).
+
+    Step 1 (`train.semantic_epochs`, Sec. IV-B.1) trains the semantic heads;
+    a model built with `model.semantic_maps=false` has none, so step 1 has
+    nothing to train. Rather than make every Table VII command also say
+    `--set train.semantic_epochs=0`, that is implied: step 1 is skipped with
+    a log line, and the config written to `config.json` (and the export's
+    model card) records `train.semantic_epochs=0`, what was run. Running the
+    same command again resolves to the same config, so `resume` matches.
+
+    Raises:
+        ConfigError: nothing would be trained (step 2 has
+            `train.full_epochs=0` too).
+    """
+    if config.model.semantic_maps or config.train.semantic_epochs == 0:
+        return config
+    if config.train.full_epochs == 0:
+        raise config_lib.ConfigError(
+            "train.full_epochs: 0, and model.semantic_maps=false leaves step 1 "
+            f"(train.semantic_epochs={config.train.semantic_epochs}) nothing to train "
+            "(it trains the semantic heads): set train.full_epochs to at least 1"
+        )
+    logging.warning(
+        "model.semantic_maps=false: step 1 trains the semantic heads, which this model "
+        "does not have; skipping it (train.semantic_epochs=%d -> 0, recorded in %s)",
+        config.train.semantic_epochs,
+        run_folder_lib.CONFIG_FILE,
+    )
+    train = dataclasses.replace(config.train, semantic_epochs=0)
+    return dataclasses.replace(config, train=train)
+
+
 def build_model(config: ExperimentConfig, stage: str):
     """A fresh FFSeg for `config`, set to the training `stage`."""
     from ffseg.models.ffseg_model import FFSeg, ffseg_arguments
@@ -378,6 +411,9 @@ def train(
         ConfigError: a config value that cannot be used.
         RunFolderError: `model_dir` may not be used so (nothing written).
 
+    A model without semantic maps (`model.semantic_maps=false`, paper
+    Table VII) skips step 1: see `resolve_ablations`.
+
     Example:
 
     >>> from ffseg import config as config_lib
@@ -390,6 +426,7 @@ def train(
     'runs/quick/model.keras'
     """
     config_lib.validate(config)
+    config = resolve_ablations(config)
     started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     # Only the chief writes the run folder; the other workers of a cluster
     # write to scratch folders and follow the chief's plan.
