@@ -561,6 +561,8 @@ def test_two_workers_on_localhost_complete_a_run(dummy_ffpp, tmp_path):
     (moved,) = glob.glob(str(model_dir) + ".old-*")
     assert open(os.path.join(moved, "notes.txt")).read() == "an earlier run"
     assert "Moved the previous run" in outputs[0] and "Moved the previous run" not in outputs[1]
+    # The other worker kept its copies beside the run folder, under its task's name.
+    assert os.path.exists(os.path.join(str(model_dir) + ".worker-1", "config.json"))
     # With this Keras the workaround for keras-team/keras#20585 is what made
     # `fit` work; with a fixed Keras it is off and `fit` works unaided.
     assert distribution.needs_multi_worker_workaround("3.15.0")
@@ -725,3 +727,21 @@ def test_cross_dataset_evaluation_on_celeb_df(trained, tmp_path):
     assert report["frame_level"]["count"] == 12 and report["video_level"]["count"] == 4
     assert "localization" not in report and "per_method_accuracy" not in report
     assert "## Localization" not in (out / "report.md").read_text()
+
+
+def test_a_worker_folder_is_fixed_by_its_task_and_reused_only_on_resume(tmp_path):
+    """A restarted cluster finds each worker's backups where they were."""
+    from ffseg.training import run_folder
+
+    model_dir = str(tmp_path / "run")
+    first = run_folder.worker_folder(model_dir, "worker-1", resume=False)
+    assert first == model_dir + ".worker-1" and os.path.isdir(first)
+    with open(os.path.join(first, "backup.txt"), "w") as f:
+        f.write("epoch 3")
+    assert run_folder.worker_folder(model_dir, "worker-1", resume=True) == first
+    assert open(os.path.join(first, "backup.txt")).read() == "epoch 3"
+    # A new run (no --resume) never starts from a stale backup: moved aside, kept.
+    assert run_folder.worker_folder(model_dir, "worker-1", resume=False) == first
+    assert os.listdir(first) == []
+    (moved,) = glob.glob(first + ".old-*")
+    assert open(os.path.join(moved, "backup.txt")).read() == "epoch 3"

@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 
 import keras
 import tensorflow as tf
@@ -101,9 +100,12 @@ def num_workers(strategy) -> int:
     return len(cluster.get("chief", [])) + len(cluster.get("worker", []))
 
 
-def scratch_dir(name: str) -> str:
-    """A private folder for a non-chief worker's copies (saved, then unused)."""
-    return tempfile.mkdtemp(prefix=f"ffseg-{name}-")
+def task_name() -> str:
+    """This process's task in `TF_CONFIG`'s cluster, e.g. "worker-1" ("chief" off a cluster)."""
+    task = json.loads(os.environ.get("TF_CONFIG") or "{}").get("task") or {}
+    if not task:
+        return "chief"
+    return f"{task.get('type', 'worker')}-{int(task.get('index', 0))}"
 
 
 def _vector_logs(step_fn):

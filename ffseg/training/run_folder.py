@@ -149,6 +149,23 @@ def move_aside(model_dir: str) -> str:
     return target
 
 
+def worker_folder(model_dir: str, task: str, *, resume: bool) -> str:
+    """The folder of a non-chief worker of a multi-worker run: `<model_dir>.<task>`.
+
+    Only the chief writes the run folder; every other worker keeps its own
+    copies (its `BackupAndRestore` backups above all) beside it, under a name
+    fixed by its task, so that a cluster restarted with `--resume` finds each
+    worker's backup where it left it and every worker resumes at the epoch
+    the chief resumes at. Without `resume` an earlier worker folder is moved
+    aside (never deleted), so a new run never starts from a stale backup.
+    """
+    path = f"{os.path.normpath(model_dir)}.{task}"
+    if os.path.exists(path) and not resume:
+        move_aside(path)
+    os.makedirs(path, exist_ok=True)
+    return path
+
+
 def read_summary(model_dir: str) -> dict:
     """The finished run's summary ({} for a run of ffseg 0.1, which wrote none)."""
     path = os.path.join(model_dir, SUMMARY_FILE)

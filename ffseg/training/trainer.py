@@ -453,7 +453,9 @@ def train(
         os.makedirs(model_dir, exist_ok=True)
         out_dir = model_dir
     else:
-        out_dir = distribution.scratch_dir("worker")
+        out_dir = run_folder_lib.worker_folder(
+            model_dir, distribution.task_name(), resume=resume
+        )
     config_path = os.path.join(out_dir, run_folder_lib.CONFIG_FILE)
     if not os.path.exists(config_path):  # a resumed run keeps its own
         run_folder_lib.write_new_file(config_path, config.to_json())
