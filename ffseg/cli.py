@@ -19,40 +19,12 @@ import re
 import sys
 
 import ffseg
+from ffseg.arguments import positive, positive_or_all, probability
 from ffseg.constants import NOISE_SIGMA, QUALITIES
 
 EXIT_OK = 0
 EXIT_INPUT_FAILED = 1
 EXIT_USAGE = 2
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-def _positive_or_all(text: str):
-    if text.strip().lower() == "all":
-        return None
-    try:
-        return _positive(text)
-    except argparse.ArgumentTypeError as error:
-        raise argparse.ArgumentTypeError(f"{error} (or 'all')") from None
-
-
-def _probability(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}")
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be in [0, 1], got {value}")
-    return value
 
 
 # --------------------------------------------------------------------------
@@ -222,7 +194,7 @@ def _add_detect(subparsers) -> None:
     )
     parser.add_argument(
         "--frames",
-        type=_positive_or_all,
+        type=positive_or_all,
         default=DEFAULT_NUM_FRAMES,
         metavar="N",
         help=f"frames to score per video, evenly spaced over the video, as at training "
@@ -233,13 +205,13 @@ def _add_detect(subparsers) -> None:
     )
     parser.add_argument(
         "--threshold",
-        type=_probability,
+        type=probability,
         default=DEFAULT_THRESHOLD,
         help=f"scores at or above it are labelled fake (default: {DEFAULT_THRESHOLD})",
     )
     parser.add_argument(
         "--batch-size",
-        type=_positive,
+        type=positive,
         default=DEFAULT_BATCH_SIZE,
         help=f"faces per model call; bounds the frames held in memory "
         f"(default: {DEFAULT_BATCH_SIZE})",
@@ -457,7 +429,7 @@ def _add_sample(subparsers) -> None:
     )
     parser.add_argument("output", metavar="OUTPUT", help="folder to write (created if needed)")
     parser.add_argument("--photos", default=None, help="folder of extra face photos")
-    parser.add_argument("--frames", type=_positive, default=8, help="frames per video (default 8)")
+    parser.add_argument("--frames", type=positive, default=8, help="frames per video (default 8)")
     parser.add_argument("--seed", type=int, default=0)
     parser.set_defaults(run=_run_sample)
 
@@ -504,7 +476,7 @@ def _add_pseudo_fakes(subparsers) -> None:
     )
     parser.add_argument("source", metavar="FACE_OR_VIDEO", help="a face photo or a video")
     parser.add_argument("--output", required=True, help="folder to write into (created if needed)")
-    parser.add_argument("--rows", type=_positive, default=8, help="pseudo-fakes (default 8)")
+    parser.add_argument("--rows", type=positive, default=8, help="pseudo-fakes (default 8)")
     parser.add_argument("--seed", type=int, default=0, help="first row's seed (default 0)")
     parser.add_argument(
         "--quality", choices=QUALITIES, default="c23",
@@ -514,7 +486,7 @@ def _add_pseudo_fakes(subparsers) -> None:
         "--donor", action="append", default=None, metavar="PHOTO",
         help="a photo of another person for the cross-blends (repeatable)",
     )
-    parser.add_argument("--cell", type=_positive, default=299,
+    parser.add_argument("--cell", type=positive, default=299,
                         help="side of each picture in pixels (default 299, the crop)")
     parser.set_defaults(run=_run_pseudo_fakes)
 

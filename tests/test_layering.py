@@ -22,6 +22,7 @@ LAYERS = {
     "ffseg.constants": 0,
     "ffseg.errors": 0,
     "ffseg.timing": 0,
+    "ffseg.arguments": 0,
     "ffseg.config": 1,
     "ffseg.signal": 2,
     "ffseg.models": 3,

@@ -14,44 +14,10 @@ import os
 import socket
 import sys
 
+from ffseg.arguments import count, port, positive, positive_or_all
+
 EXIT_OK = 0
 EXIT_USAGE = 2
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be at least 0, got {value}")
-    return value
-
-
-def _port(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"must be in 0..65535, got {value}")
-    return value
-
-
-def _frames(text: str):
-    if text.strip().lower() == "all":
-        return None
-    return _positive(text)
 
 
 def _first_line(error: BaseException) -> str:
@@ -98,13 +64,13 @@ def add_serve_subcommand(subparsers) -> None:
                         help="an exported SavedModel folder or a .keras file")
     parser.add_argument("--host", default="127.0.0.1",
                         help="address to listen on (default 127.0.0.1: this machine only)")
-    parser.add_argument("--port", type=_port, default=8000, help="port (default 8000)")
-    parser.add_argument("--max-upload-mb", type=_positive, default=200,
+    parser.add_argument("--port", type=port, default=8000, help="port (default 8000)")
+    parser.add_argument("--max-upload-mb", type=positive, default=200,
                         help="largest upload accepted, in MiB (default 200)")
-    parser.add_argument("--queue", type=_count, default=4,
+    parser.add_argument("--queue", type=count, default=4,
                         help="requests that may wait while one is scored; more get 503 "
                              "(default 4)")
-    parser.add_argument("--frames", type=_frames, default=300, metavar="N",
+    parser.add_argument("--frames", type=positive_or_all, default=300, metavar="N",
                         help="frames scored per video, evenly spaced, as `ffseg detect "
                              "--frames` (default 300; 'all' for every frame)")
     parser.set_defaults(run=_run_serve)
@@ -224,7 +190,7 @@ def add_export_subcommand(subparsers) -> None:
     parser.add_argument("--format", required=True, choices=FORMATS)
     parser.add_argument("--output", required=True, metavar="PATH",
                         help="the file to write (must not exist)")
-    parser.add_argument("--opset", type=_positive, default=ONNX_OPSET,
+    parser.add_argument("--opset", type=positive, default=ONNX_OPSET,
                         help=f"ONNX opset (default {ONNX_OPSET})")
     parser.set_defaults(run=_run_export)
 
