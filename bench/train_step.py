@@ -55,7 +55,9 @@ def build_ffseg(image_size):
 
     from ffseg.models.ffseg_model import FFSeg
 
-    model = FFSeg(image_size=image_size)
+    # Random weights, as the bare classifier's: the step time does not depend
+    # on them, and the bench needs no download.
+    model = FFSeg(image_size=image_size, backbone_weights=None)
     model.compile(optimizer=keras.optimizers.Adam(learning_rate=2e-4))
     return model
 
