@@ -33,7 +33,6 @@ import tensorflow as tf
 
 from ffseg.constants import CLASS_NAMES, METHODS
 from ffseg.constants import CROP_SIZE as STORED_SIZE
-from ffseg.data import augment
 from ffseg.errors import FileError
 
 
@@ -166,21 +165,13 @@ def _resize(example, image_size: int):
 
 
 def _flip(image, mask, noise, seed):
-    # The decision is `augment.flip_decision`, shared with the TensorFlow-free
-    # loader (`ffseg.data.arrays`): a seed flips the same positions on both.
-    flip = tf.numpy_function(
-        lambda pair: np.bool_(augment.flip_decision(pair[0], pair[1])),
-        [seed],
-        tf.bool,
-        stateful=False,
-    )
-    flip = tf.ensure_shape(flip, [])
+    flip = tf.random.stateless_uniform([], seed=seed) < 0.5
     flip_all = lambda t: tf.cond(flip, lambda: tf.reverse(t, axis=[1]), lambda: t)  # noqa: E731
     return flip_all(image), flip_all(mask), flip_all(noise)
 
 
 def to_model_inputs(example, image_size: int, *, flip: bool = False, seed=None):
-    """One TFDS example -> `(image, targets)`; `seed` is (data seed, stream position)."""
+    """One TFDS example -> `(image, targets)`; `seed` is a stateless seed pair."""
     image, mask, noise = _resize(example, image_size)
     if flip:
         image, mask, noise = _flip(image, mask, noise, seed)

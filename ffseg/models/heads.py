@@ -44,9 +44,16 @@ def bilinear_matrix(input_size, output_size):
 def bilinear_upsample(image, size):
     """`(B, h, w, C)` -> `(B, size[0], size[1], C)` by `bilinear_matrix` products."""
     rows = ops.convert_to_tensor(bilinear_matrix(image.shape[1], size[0]), dtype=image.dtype)
-    columns = ops.convert_to_tensor(bilinear_matrix(image.shape[2], size[1]), dtype=image.dtype)
-    image = ops.einsum("oh,bhwc->bowc", rows, image)
-    return ops.einsum("pw,bowc->bopc", columns, image)
+    columns = ops.convert_to_tensor(
+        bilinear_matrix(image.shape[2], size[1]).T, dtype=image.dtype
+    )
+    # Plain (broadcast) matmuls, not einsum: the ONNX and TFLite converters
+    # of the exported model take them as they are.
+    channels_first = ops.transpose(image, (0, 3, 1, 2))  # (B, C, h, w)
+    resized = ops.matmul(ops.matmul(rows, channels_first), columns)  # (B, C, S0, S1)
+    # The reshape restates the static size, which a broadcast matmul's
+    # shape inference can lose (an exported graph needs it to stay static).
+    return ops.reshape(ops.transpose(resized, (0, 2, 3, 1)), (-1, size[0], size[1], image.shape[3]))
 
 
 def _use_synchronized_batch_norm(synchronized_batch_norm):
