@@ -129,6 +129,14 @@ class DataConfig:
             None: the dataset's. Another value recomputes the label from the
             stored face in the input pipeline (paper Fig. 4's sweep needs no
             rebuild).
+        pseudo_fakes: fraction of the training stream made of self-blended
+            pseudo-fakes of real faces (Shiohara & Yamasaki, CVPR 2022), made
+            on the fly with their blend masks and noise labels, method id 5
+            ("pseudo-fake"); the same fraction of the validation split's real
+            faces is turned into pseudo-fakes. 0: none. Needs a binary model.
+        stored_fakes: use the dataset's fakes; False: real faces and
+            pseudo-fakes only (needs `pseudo_fakes` > 0), for a model that
+            never sees a manipulation method.
     """
 
     dataset: str = "ffpp/c23"
@@ -144,6 +152,8 @@ class DataConfig:
     balance: bool = False
     methods: typing.Optional[typing.Tuple[str, ...]] = None
     noise_sigma: typing.Optional[float] = None
+    pseudo_fakes: float = 0.0
+    stored_fakes: bool = True
 
     def __post_init__(self):
         if self.methods is not None:
@@ -259,7 +269,32 @@ EXPERIMENTS: typing.Dict[str, ExperimentConfig] = {
             steps_per_epoch=None,
         ),
     ),
+    # The sample's real faces only, and self-blended pseudo-fakes of them:
+    # the sample's four imitation methods are never seen in training.
+    "sample_sbi": ExperimentConfig(
+        model=ModelConfig(image_size=96, backbone_weights=None, batch_norm_momentum=0.9),
+        data=DataConfig(
+            dataset="ffpp/sample",
+            shuffle_buffer=256,
+            deterministic=True,
+            pseudo_fakes=0.5,
+            stored_fakes=False,
+        ),
+        train=TrainConfig(
+            batch_size=8,
+            learning_rate=1e-3,
+            semantic_epochs=3,
+            full_epochs=9,
+            steps_per_epoch=None,
+        ),
+    ),
     "ffpp_c23": _ffpp("c23", 2),
+    # FF++ c23 real faces and their pseudo-fakes, 1:1: evaluated on the four
+    # FF++ methods and on Celeb-DF, the generalization table.
+    "ffpp_c23_sbi": dataclasses.replace(
+        _ffpp("c23", 2),
+        data=DataConfig(dataset="ffpp/c23", pseudo_fakes=0.5, stored_fakes=False),
+    ),
     "ffpp_c40": _ffpp("c40", 2),
     "ffpp_c23_5class": _ffpp("c23", 5),
     "ffpp_c40_5class": _ffpp("c40", 5),
@@ -281,7 +316,11 @@ EXPERIMENTS: typing.Dict[str, ExperimentConfig] = {
 DESCRIPTIONS: typing.Dict[str, str] = {
     "sample": "the README's main job: the embedded ffpp/sample faces, 96 px, random init, "
     "a few minutes on 2 CPU cores",
+    "sample_sbi": "the sample's real faces and self-blended pseudo-fakes of them, never its "
+    "fakes; compare with `sample` on its test split",
     "ffpp_c23": "FF++ c23 (HQ), real/fake, 299 px, ImageNet Xception (paper Table II)",
+    "ffpp_c23_sbi": "FF++ c23 real faces + self-blended pseudo-fakes (1:1), no stored fakes; "
+    "test on the four FF++ methods and Celeb-DF (generalization)",
     "ffpp_c40": "FF++ c40 (LQ), real/fake, 299 px, ImageNet Xception (paper Table II)",
     "ffpp_c23_5class": "FF++ c23, real + the four methods as 5 classes (paper Table V)",
     "ffpp_c40_5class": "FF++ c40, real + the four methods as 5 classes (paper Table V)",
@@ -491,6 +530,21 @@ def validate(config: ExperimentConfig) -> ExperimentConfig:
         section = getattr(config, name)
         for field_name, hint in _field_types(section_cls).items():
             _check_field(f"{name}.{field_name}", getattr(section, field_name), hint)
+    # Checks across fields run here, after every `--set`: their order is free.
+    if not 0.0 <= config.data.pseudo_fakes < 1.0:
+        raise ConfigError(
+            f"data.pseudo_fakes: expected a fraction in [0, 1), got {config.data.pseudo_fakes}"
+        )
+    if not config.data.stored_fakes and config.data.pseudo_fakes == 0.0:
+        raise ConfigError(
+            "data.stored_fakes: false leaves real faces only; set data.pseudo_fakes to a "
+            "fraction in (0, 1), e.g. 0.5"
+        )
+    if config.data.pseudo_fakes and config.model.num_classes != 2:
+        raise ConfigError(
+            "data.pseudo_fakes: pseudo-fakes are no class of the "
+            f"{config.model.num_classes}-class task; use them with model.num_classes=2"
+        )
     if config.train.semantic_epochs == 0 and config.train.full_epochs == 0:
         raise ConfigError(
             "train.semantic_epochs, train.full_epochs: both are 0, nothing would be trained"

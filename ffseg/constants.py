@@ -12,6 +12,11 @@ can use it.
 METHODS = ("Deepfakes", "Face2Face", "FaceSwap", "NeuralTextures")
 # Class names of the 5-class task (paper Table V): real, then the methods.
 CLASS_NAMES = ("real",) + METHODS
+# Pseudo-fakes made on the fly from real faces (ffseg.signal.blend) carry
+# method id 5, after the FF++ methods, so reports tell them apart; they are
+# fakes (label 1) and no class of the 5-class task.
+PSEUDO_FAKE = "pseudo-fake"
+PSEUDO_FAKE_METHOD = len(CLASS_NAMES)
 # Class names of the binary task.
 BINARY_CLASS_NAMES = ("real", "fake")
 

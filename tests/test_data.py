@@ -207,3 +207,113 @@ def test_dataset_options_carry_every_pipeline_field():
     assert fields == set(options) | elsewhere
     signature = inspect.signature(data_lib.make_dataset).parameters
     assert set(options) <= set(signature)
+
+
+# === Pseudo-fakes made on the fly (self-blended images) ===
+
+
+def _flags(builder, count, **kwargs):
+    ds = data_lib.example_stream(builder, "train", training=True, shuffle_buffer=16,
+                                 deterministic=True, seed=1, **kwargs)
+    rows = [(bool(example["pseudo"]), int(example["label"])) for example in ds.take(count)]
+    return np.array(rows, np.int64)
+
+
+def test_pseudo_fakes_are_their_fraction_of_the_stream(dummy_ffpp):
+    flags = _flags(dummy_ffpp, 1200, pseudo_fakes=0.3, balance=True)
+    pseudo, labels = flags[:, 0] == 1, flags[:, 1]
+    assert 0.26 <= pseudo.mean() <= 0.34
+    assert (labels[pseudo] == 0).all()  # made from real faces only
+    assert 0.45 <= labels[~pseudo].mean() <= 0.55  # the rest balanced as before
+    # Real faces only: no stored fake, half the stream pseudo-fakes.
+    flags = _flags(dummy_ffpp, 1200, pseudo_fakes=0.5, stored_fakes=False)
+    assert (flags[:, 1] == 0).all() and 0.45 <= flags[:, 0].mean() <= 0.55
+    with pytest.raises(ValueError, match="real faces only"):
+        _flags(dummy_ffpp, 1, stored_fakes=False)
+    with pytest.raises(ValueError, match=r"\[0, 1\)"):
+        _flags(dummy_ffpp, 1, pseudo_fakes=1.0)
+
+
+def _pseudo_batches(builder, split="train", **kwargs):
+    args = dict(image_size=299, batch_size=4, training=split == "train", deterministic=True,
+                seed=5, flip=False, with_metadata=True, pseudo_fakes=0.5, stored_fakes=False)
+    args.update(kwargs)
+    ds = data_lib.make_dataset(builder, split, **args)
+    return [tuple({k: v.numpy() for k, v in part.items()} if isinstance(part, dict)
+                  else part.numpy() for part in batch) for batch in ds.take(3)]
+
+
+def test_pseudo_fakes_carry_their_mask_noise_label_and_method(dummy_ffpp):
+    from ffseg.constants import PSEUDO_FAKE_METHOD
+    from ffseg.signal.noise import noise_residual, to_gray
+
+    batches = _pseudo_batches(dummy_ffpp)
+    sigma = dummy_ffpp.builder_config.sigma
+    made = 0
+    for images, targets, _ in batches:
+        for i in range(len(images)):
+            mask = targets["mask"][i]
+            if targets["method"][i] == PSEUDO_FAKE_METHOD:
+                made += 1
+                assert targets["label"][i] == 1 and 0.02 < mask.mean() < 0.9
+                # The noise label is that of the blended face (paper Eq. 4-5).
+                expected = to_gray(noise_residual(images[i].astype(np.uint8), sigma))
+                np.testing.assert_allclose(targets["noise"][i][..., 0], expected, atol=1e-3)
+            else:
+                assert targets["method"][i] == 0 and targets["label"][i] == 0
+                assert not mask.any()
+    assert 0 < made < 12
+    # Same seed, same pseudo-fakes; a resume skips into the same stream.
+    for (a, ta, _), (b, tb, _) in zip(batches, _pseudo_batches(dummy_ffpp)):
+        np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(ta["mask"], tb["mask"])
+    for (a, _, _), (b, _, _) in zip(batches[1:], _pseudo_batches(dummy_ffpp, skip=4)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_validation_turns_the_same_real_faces_into_pseudo_fakes(dummy_ffpp):
+    from ffseg.constants import PSEUDO_FAKE_METHOD
+
+    def methods(**kwargs):
+        batches = _pseudo_batches(dummy_ffpp, "validation", **kwargs)
+        return [(m, v) for _, t, meta in batches for m, v in zip(t["method"], meta["video"])]
+
+    first = methods()
+    assert first == methods()  # the same faces every epoch
+    kinds = {m for m, _ in first}
+    assert kinds == {0, PSEUDO_FAKE_METHOD}  # stored fakes left out, some reals made fakes
+    with_stored = methods(stored_fakes=True)
+    assert {m for m, _ in with_stored} - {0, PSEUDO_FAKE_METHOD}  # stored fakes kept
+
+
+def test_an_earlier_build_without_landmarks_still_loads_and_makes_pseudo_fakes(
+    dummy_ffpp, tmp_path
+):
+    # A build of ffpp 1.1.0 (no landmarks feature) written as TFDS writes it.
+    import tensorflow_datasets as tfds
+
+    features = dict(dummy_ffpp.info.features)
+    del features["landmarks"]
+    features = tfds.features.FeaturesDict(features)
+    source = dummy_ffpp.as_dataset(split="validation").map(
+        lambda e: {k: v for k, v in e.items() if k != "landmarks"})
+    tfds.dataset_builders.store_as_tfds_dataset(
+        name="ffpp", version="1.1.0", config="c23", features=features,
+        split_datasets={"train": source.take(12), "validation": source.take(4)},
+        data_dir=tmp_path)
+    builder = data_lib.ensure_built("ffpp/c23", data_dir=str(tmp_path))
+    assert str(builder.version) == "1.1.0" and "landmarks" not in builder.info.features
+    assert not (tmp_path / "ffpp" / "c23" / "1.2.0" / "dataset_info.json").exists()
+    images, targets = next(iter(data_lib.make_dataset(
+        builder, "train", image_size=96, batch_size=8, training=True, deterministic=True,
+        pseudo_fakes=0.5, stored_fakes=False)))
+    assert images.shape == (8, 96, 96, 3)
+    assert set(targets["label"].numpy()) == {0, 1}  # landmarks were found on the faces
+    # Its noise sigma is its config's, though the stored build records none.
+    assert data_lib._build_sigma(builder) == 5.0
+
+
+def test_pseudo_fake_grid_shows_real_faces_of_the_split(dummy_ffpp):
+    grid = data_lib.pseudo_fake_grid(dummy_ffpp, "train", rows=2, seed=0, cell=64)
+    assert grid.dtype == np.uint8 and grid.ndim == 3 and grid.shape[2] == 3
+    assert grid.shape[0] > 2 * 64 and grid.std() > 10

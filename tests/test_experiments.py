@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from ffseg import config as config_lib
-from ffseg.constants import CLASS_NAMES, METHODS
+from ffseg.constants import CLASS_NAMES, METHODS, PSEUDO_FAKE_METHOD
 from ffseg.data import pipeline as data_lib
 from ffseg.models.ffseg_model import FFSeg, ffseg_arguments
 
@@ -42,7 +42,8 @@ def test_experiment_trains_a_step(name, dummy_ffpp, compiled_models):
         compiled_models[key] = model
     model = compiled_models[key]
 
-    data_lib.check_methods(dummy_ffpp, config.data.methods)
+    if config.data.stored_fakes:
+        data_lib.check_methods(dummy_ffpp, config.data.methods)
     ds = data_lib.make_dataset(
         dummy_ffpp,
         config.data.train_split,
@@ -51,7 +52,11 @@ def test_experiment_trains_a_step(name, dummy_ffpp, compiled_models):
         training=True,
         **data_lib.dataset_options(config.data),
     )
-    kept = {0} | {CLASS_NAMES.index(m) for m in config.data.methods or METHODS}
+    kept = {0}
+    if config.data.stored_fakes:
+        kept |= {CLASS_NAMES.index(m) for m in config.data.methods or METHODS}
+    if config.data.pseudo_fakes:
+        kept.add(PSEUDO_FAKE_METHOD)
     for _, targets in ds.take(4):
         assert set(targets["method"].numpy()) <= kept
 
@@ -65,7 +70,11 @@ def test_experiment_trains_a_step(name, dummy_ffpp, compiled_models):
 def test_the_protocol_experiments():
     experiments = config_lib.EXPERIMENTS
     for name, config in experiments.items():
-        if name.startswith("ffpp_"):
+        if name.endswith("_sbi"):
+            # Real faces only, half the stream pseudo-fakes: 1:1 without data.balance.
+            assert not config.data.stored_fakes and config.data.pseudo_fakes == 0.5, name
+            assert config.model.num_classes == 2, name
+        elif name.startswith("ffpp_"):
             assert config.data.balance, name  # paper Table I trains on 1:1
             assert config.loss.noise_unit == "unit", name
     # Table IV (Celeb-DF): trained on real + Deepfakes only.

@@ -151,3 +151,36 @@ def test_bad_inputs_are_refused(detector):
         landmarks.to_crop(np.zeros((68, 3)), (0, 0, 10, 10), 299)
     with pytest.raises(ValueError, match="no area"):
         landmarks.to_crop(np.zeros((68, 2)), (0, 0, 0, 10), 299)
+
+
+@pytest.mark.parametrize("photo", sorted(HAND_PICKED))
+def test_crop_landmarks_from_the_stored_crop_alone(detector, photo):
+    # What the builders store: landmarks found on the 299 px crop itself.
+    image = media.PHOTOS[photo]()
+    box = faces.face_box(media.photo_face_box(photo), image.shape)
+    crop = faces.crop(image, box, 299)
+    points, detected = landmarks.crop_landmarks(crop, landmark_detector=detector)
+    assert detected and points.shape == (68, 2) and points.dtype == np.float32
+    found = landmark_features(points)
+    for name, picked in HAND_PICKED[photo].items():
+        expected = landmarks.to_crop(np.array([picked]), box, 299)[0]
+        distance = float(np.linalg.norm(found[name] - expected))
+        assert distance <= TOLERANCE, f"{photo} {name}: {distance:.1f} crop px from the hand pick"
+
+
+def test_crop_landmarks_without_a_detected_face_use_the_nominal_box(detector):
+    # A face too blurred for the detector: the points come from the central box.
+    crop = faces.crop(media.astronaut(), faces.face_box(media.photo_face_box("astronaut"),
+                                                        media.astronaut().shape), 299)
+    blurred = cv2.GaussianBlur(crop, (0, 0), 12)
+    points, detected = landmarks.crop_landmarks(blurred, landmark_detector=detector)
+    assert not detected
+    assert points.shape == (68, 2)
+    # Inside the crop, around its centre, about the nominal box's size.
+    assert (points >= 0).all() and (points < 299).all()
+    centre = (points.min(0) + points.max(0)) / 2
+    assert np.abs(centre - 149).max() < 30, centre
+    extent = points.max(0) - points.min(0)
+    assert (extent > 0.5 * 299 / 1.3).all() and (extent < 1.2 * 299 / 1.3).all(), extent
+    with pytest.raises(ValueError, match="RGB uint8"):
+        landmarks.crop_landmarks(crop.astype(np.float32))

@@ -22,16 +22,29 @@ The paper's protocol (Sec. IV-A/B) on top of the stored examples:
   `check_methods` stops a run whose dataset lacks a method it asks for;
 - `noise_sigma`: a noise label at another sigma than the build's is computed
   from the stored face in the parallel map (paper Fig. 4's sweep).
+
+Pseudo-fakes (`pseudo_fakes`, a fraction of the training stream): real faces
+turned, in the parallel map, into self-blended pseudo-fakes
+(`ffseg.signal.blend.self_blend`: the face blended with an altered copy of
+itself under a landmark-hull mask), with the blend mask as their mask and
+the noise label of the blended face; label 1 (fake), method id
+`PSEUDO_FAKE_METHOD` (5). `stored_fakes=False` drops the dataset's fakes, so
+a model learns from real faces alone. Each pseudo-fake's seed comes from
+`seed` and the example's position in the stream: under `deterministic` the
+same run makes the same pseudo-fakes, and a resumed run the ones it would
+have made.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import threading
 
 import numpy as np
 import tensorflow as tf
 
-from ffseg.constants import CLASS_NAMES, METHODS
+from ffseg.constants import CLASS_NAMES, METHODS, PSEUDO_FAKE_METHOD
 from ffseg.constants import CROP_SIZE as STORED_SIZE
 from ffseg.errors import FileError
 
@@ -50,10 +63,47 @@ def ensure_built(dataset: str, data_dir=None, manual_dir=None):
 
     builder = tfds.builder(dataset, data_dir=data_dir)
     if not builder.is_prepared():
+        earlier = earlier_build(builder)
+        if earlier is not None:
+            notes = getattr(type(builder), "RELEASE_NOTES", {}).get(str(builder.version), "")
+            logging.warning(
+                "%s %s is not built in %s; using the build of version %s there. `tfds build` "
+                "makes version %s%s",
+                dataset, builder.version, os.path.dirname(builder.data_dir), earlier.version,
+                builder.version, f", which adds: {notes}" if notes else "",
+            )
+            return earlier
         logging.info("Preparing %s in %s", dataset, builder.data_dir)
         download_config = tfds.download.DownloadConfig(manual_dir=manual_dir)
         builder.download_and_prepare(download_config=download_config)
     return builder
+
+
+def earlier_build(builder):
+    """The newest complete build of an earlier version of `builder`'s dataset, or None.
+
+    A dataset built by an earlier ffseg (ffpp 1.1.0, before `landmarks`)
+    keeps serving every experiment that does not need what was added: it is
+    read from its own folder with the features it was written with
+    (`tfds.builder_from_directory`), never rebuilt behind the user's back.
+    """
+    import tensorflow_datasets as tfds
+    from etils import epath
+
+    config_dir = epath.Path(builder.data_dir).parent
+    if not config_dir.is_dir():
+        return None
+    versions = []
+    for folder in config_dir.iterdir():
+        try:
+            version = tfds.core.Version(folder.name)
+        except ValueError:
+            continue  # incomplete.* folders, anything else
+        if version < builder.version and (folder / "dataset_info.json").exists():
+            versions.append((version, folder))
+    if not versions:
+        return None
+    return tfds.builder_from_directory(str(max(versions)[1]))
 
 
 def dataset_methods(builder) -> tuple:
@@ -109,7 +159,17 @@ def check_methods(builder, methods=None) -> None:
 
 
 def _build_sigma(builder):
-    sigma = getattr(getattr(builder, "builder_config", None), "sigma", None)
+    config = getattr(builder, "builder_config", None)
+    sigma = getattr(config, "sigma", None)
+    if sigma is None and config is not None:
+        # A build of an earlier version read from its folder records no
+        # sigma; its config's sigma is today's config's (it never changed).
+        import tensorflow_datasets as tfds
+
+        try:
+            sigma = tfds.builder_cls(builder.info.name).builder_configs[config.name].sigma
+        except (KeyError, AttributeError, tfds.core.registered.DatasetNotFoundError):
+            sigma = None
     if sigma is None:
         raise FileError(
             builder.data_dir,
@@ -199,17 +259,22 @@ def example_stream(
     take: int | None = None,
     methods=None,
     balance: bool = False,
+    pseudo_fakes: float = 0.0,
+    stored_fakes: bool = True,
 ) -> tf.data.Dataset:
     """The encoded examples that `make_dataset` decodes, in its order.
 
     Images, masks and noise labels stay encoded (PNG and float16 bytes,
     ~0.3 MB an example, not ~0.7 MB decoded), so shuffle buffers, the two
     balanced streams and a resume's skip cost little; `label`, `method`,
-    `video` and `frame` are plain tensors. Arguments as in `make_dataset`.
+    `video` and `frame` are plain tensors. With `pseudo_fakes`, training
+    examples carry a boolean `pseudo`: turn this real face into a
+    pseudo-fake. Arguments as in `make_dataset`.
     """
     import tensorflow_datasets as tfds
 
-    if methods is not None:
+    pseudo_fakes = check_pseudo_fakes(pseudo_fakes, stored_fakes)
+    if methods is not None and stored_fakes:
         methods = _requested_methods(methods)
         check_methods(builder, methods)  # before reading anything
     read_config = None
@@ -226,7 +291,11 @@ def example_stream(
     if take is not None:
         ds = ds.take(take)
     name = f"the {split} split of {builder.info.full_name}"
-    if methods is not None:
+    if not stored_fakes:
+        ds = ds.filter(lambda e: tf.equal(tf.cast(e["label"], tf.int64), 0))
+        if _is_empty(ds):
+            raise FileError(builder.data_dir, f"{name} has no real faces to make pseudo-fakes of")
+    elif methods is not None:
         # Real faces (method 0) and the listed methods' fakes.
         kept = tf.constant([0] + [CLASS_NAMES.index(method) for method in methods], tf.int64)
         ds = ds.filter(lambda e: tf.reduce_any(tf.equal(tf.cast(e["method"], tf.int64), kept)))
@@ -235,6 +304,11 @@ def example_stream(
     if not training:
         return ds
     shuffle_seed = seed if deterministic else None
+    if pseudo_fakes:
+        return _with_pseudo_fakes(
+            ds, name, builder.data_dir, pseudo_fakes, shuffle_buffer, shuffle_seed,
+            balance=balance and stored_fakes,
+        )
     if not balance:
         return ds.shuffle(shuffle_buffer, seed=shuffle_seed).repeat()
     # Weighted sampling from a real and a fake stream: 1:1 in expectation,
@@ -242,21 +316,175 @@ def example_stream(
     # (the buffers share the memory one unbalanced stream would hold); the
     # choice between them is seeded, so the stream is deterministic and a
     # resume can skip into it.
+    streams = _label_streams(ds, name, builder.data_dir, shuffle_buffer, shuffle_seed)
+    return tf.data.Dataset.sample_from_datasets(
+        streams, weights=[0.5, 0.5], seed=shuffle_seed, stop_on_empty_dataset=True
+    )
+
+
+def _label_streams(ds, name, data_dir, shuffle_buffer, shuffle_seed, count: int = 2):
+    """Shuffled, repeated streams of the real faces and the fakes (`data.balance`)."""
     streams = []
     for label, what in ((0, "real faces"), (1, "fakes")):
         stream = ds.filter(lambda e, label=label: tf.equal(tf.cast(e["label"], tf.int64), label))
         if _is_empty(stream):
             raise FileError(
-                builder.data_dir, f"{name} has no {what}: data.balance needs real and fake faces"
+                data_dir, f"{name} has no {what}: data.balance needs real and fake faces"
             )
         stream = stream.shuffle(
-            max(1, shuffle_buffer // 2),
+            max(1, shuffle_buffer // count),
             seed=None if shuffle_seed is None else shuffle_seed + label,
         )
         streams.append(stream.repeat())
-    return tf.data.Dataset.sample_from_datasets(
-        streams, weights=[0.5, 0.5], seed=shuffle_seed, stop_on_empty_dataset=True
+    return streams
+
+
+# The pseudo-fake stream's shuffle seed, after the real (+0) and fake (+1) streams'.
+_PSEUDO_STREAM = 2
+# Offset of the seeds that choose validation pseudo-fakes.
+_PSEUDO_VALIDATION = 104_729
+
+
+def check_pseudo_fakes(pseudo_fakes, stored_fakes: bool = True) -> float:
+    """`pseudo_fakes` as a float in [0, 1); real-only training needs some."""
+    fraction = float(pseudo_fakes or 0.0)
+    if not 0.0 <= fraction < 1.0:
+        raise ValueError(f"pseudo_fakes must be a fraction in [0, 1), got {pseudo_fakes}")
+    if not stored_fakes and fraction == 0.0:
+        raise ValueError(
+            "stored_fakes=False leaves real faces only: give pseudo_fakes a fraction in (0, 1)"
+        )
+    return fraction
+
+
+def _with_pseudo_fakes(ds, name, data_dir, fraction, shuffle_buffer, shuffle_seed, *, balance):
+    """The training stream with `fraction` of its examples flagged to become pseudo-fakes.
+
+    A third stream of the real faces, flagged `pseudo`, is drawn with
+    probability `fraction`; the rest is drawn as without pseudo-fakes (1:1
+    real:fake under `balance`).
+    """
+    def flag(value):
+        return lambda e: dict(e, pseudo=tf.constant(value))
+
+    if balance:
+        streams = _label_streams(ds, name, data_dir, shuffle_buffer, shuffle_seed, count=3)
+        weights = [(1.0 - fraction) / 2, (1.0 - fraction) / 2]
+    else:
+        streams = [ds.shuffle(max(1, shuffle_buffer // 2), seed=shuffle_seed).repeat()]
+        weights = [1.0 - fraction]
+    streams = [stream.map(flag(False)) for stream in streams]
+    real = ds.filter(lambda e: tf.equal(tf.cast(e["label"], tf.int64), 0))
+    if _is_empty(real):
+        raise FileError(data_dir, f"{name} has no real faces to make pseudo-fakes of")
+    real = real.shuffle(
+        max(1, shuffle_buffer // (3 if balance else 2)),
+        seed=None if shuffle_seed is None else shuffle_seed + _PSEUDO_STREAM,
     )
+    streams.append(real.repeat().map(flag(True)))
+    weights.append(fraction)
+    return tf.data.Dataset.sample_from_datasets(
+        streams, weights=weights, seed=shuffle_seed, stop_on_empty_dataset=True
+    )
+
+
+_landmark_tools = None
+# tf.data's parallel map calls from several threads; dlib's detectors are
+# not safe to share between threads (seen: different points on one face).
+_landmark_lock = threading.Lock()
+
+
+def _crop_landmarks(image):
+    # One face and one landmark detector per process (the dlib models load once).
+    global _landmark_tools
+    from ffseg.signal import faces, landmarks
+
+    with _landmark_lock:
+        if _landmark_tools is None:
+            _landmark_tools = faces.FaceDetector(), landmarks.LandmarkDetector()
+        face_detector, landmark_detector = _landmark_tools
+        return landmarks.crop_landmarks(
+            image, face_detector=face_detector, landmark_detector=landmark_detector
+        )[0]
+
+
+def pseudo_fake_seed(seed: int, index: int) -> int:
+    """The generator's seed of the example at `index` of a stream seeded `seed`."""
+    state = np.random.SeedSequence([int(seed) & (2**63 - 1), int(index)]).generate_state(2)
+    return int(state[0]) << 32 | int(state[1])
+
+
+def pseudo_fake(image, points, seed: int, index: int, sigma: float):
+    """A self-blended pseudo-fake of a stored real face, as the input pipeline makes it.
+
+    Args:
+        image: (S, S, 3) uint8 stored face crop.
+        points: its (68, 2) landmarks in crop coordinates, or None to find
+            them on the crop (`crop_landmarks`; builds before ffpp 1.2.0
+            store none).
+        seed, index: the stream's seed and the example's position in it.
+        sigma: the noise label's sigma, 0..255 units.
+
+    Returns:
+        `(image, mask, noise)`: (S, S, 3) uint8, (S, S, 1) float32 in {0, 1}
+        (the blend mask at 0.5) and (S, S, 1) float32.
+    """
+    from ffseg.signal import blend
+
+    image = np.asarray(image)
+    if points is None:
+        points = _crop_landmarks(image)
+    fake = blend.self_blend(image, points, pseudo_fake_seed(seed, index), sigma=float(sigma))
+    mask = (fake.mask >= 0.5).astype(np.float32)[..., None]
+    return fake.image, mask, fake.noise[..., None].astype(np.float32, copy=False)
+
+
+def pseudo_fake_grid(builder, split: str, *, rows: int = 8, seed: int = 0, sigma=None,
+                     cell: int = 160) -> np.ndarray:
+    """What a pseudo-fake run learns from: a grid face | pseudo-fake | mask | noise label.
+
+    Rows are made from the first real faces of `split` by the generator the
+    input pipeline runs (`ffseg.signal.blend.self_blend`), with the build's
+    noise sigma unless `sigma` is given; an RGB uint8 image
+    (`ffseg.signal.blend.grid_image`).
+    """
+    import tensorflow_datasets as tfds
+
+    from ffseg.signal import blend
+
+    sigma = _build_sigma(builder) if sigma is None else float(sigma)
+    ds = builder.as_dataset(split=split).filter(
+        lambda e: tf.equal(tf.cast(e["label"], tf.int64), 0)
+    )
+    crops = []
+    for example in tfds.as_numpy(ds.take(rows)):
+        points = example.get("landmarks")
+        if points is None:
+            points = _crop_landmarks(example["image"])
+        caption = f"{example['video'].decode()} frame {int(example['frame'])}"
+        crops.append(blend.FaceCrop(example["image"], np.asarray(points, np.float32), caption))
+    if not crops:
+        raise FileError(builder.data_dir, f"the {split} split of {builder.info.full_name} "
+                        "has no real faces to make pseudo-fakes of")
+    return blend.grid_image(crops, rows=rows, seed=seed, sigma=sigma, cell=cell)
+
+
+def _pseudo_fake_in_graph(example, has_landmarks, seed, index, sigma):
+    """`pseudo_fake` inside the tf.data graph (its NumPy/OpenCV in a py function)."""
+    points = example["landmarks"] if has_landmarks else tf.zeros([68, 2], tf.float32)
+
+    def make(image, points, seed, index):
+        return pseudo_fake(image, points if has_landmarks else None, seed, index, sigma)
+
+    image, mask, noise = tf.numpy_function(
+        make, [example["image"], points, seed, index], [tf.uint8, tf.float32, tf.float32],
+        stateful=False,
+    )
+    image = tf.ensure_shape(image, [STORED_SIZE, STORED_SIZE, 3])
+    mask = tf.ensure_shape(mask, [STORED_SIZE, STORED_SIZE, 1])
+    noise = tf.ensure_shape(noise, [STORED_SIZE, STORED_SIZE, 1])
+    fake = tf.constant(1, tf.int64)
+    return image, mask, noise, fake, tf.constant(PSEUDO_FAKE_METHOD, tf.int64)
 
 
 def dataset_options(data_config) -> dict:
@@ -273,6 +501,8 @@ def dataset_options(data_config) -> dict:
         methods=data_config.methods,
         balance=data_config.balance,
         noise_sigma=data_config.noise_sigma,
+        pseudo_fakes=data_config.pseudo_fakes,
+        stored_fakes=data_config.stored_fakes,
     )
 
 
@@ -294,6 +524,8 @@ def make_dataset(
     methods=None,
     balance: bool = False,
     noise_sigma: float | None = None,
+    pseudo_fakes: float = 0.0,
+    stored_fakes: bool = True,
 ) -> tf.data.Dataset:
     """Batched `(image, targets)` pairs from one split of a prepared builder.
 
@@ -321,6 +553,12 @@ def make_dataset(
         noise_sigma: sigma of the noise label (paper Eq. 5); None or the
             build's sigma use the stored label, another value recomputes it
             from the stored face (paper Fig. 4).
+        pseudo_fakes: fraction of the training stream made of self-blended
+            pseudo-fakes of real faces (module docstring); in a validation
+            split, the fraction of its real faces turned into pseudo-fakes.
+            Their method id is `PSEUDO_FAKE_METHOD`.
+        stored_fakes: False: the dataset's fakes are left out (real faces
+            and pseudo-fakes only).
 
     Example:
 
@@ -348,18 +586,57 @@ def make_dataset(
         take=take,
         methods=methods,
         balance=balance,
+        pseudo_fakes=pseudo_fakes,
+        stored_fakes=stored_fakes,
     )
     features = builder.info.features
     encoded = [name for name in ("image", "mask", "noise") if name in features]
     recompute_sigma = None
     if noise_sigma is not None and float(noise_sigma) != _build_sigma(builder):
         recompute_sigma = float(noise_sigma)
+    pseudo_fakes = float(pseudo_fakes or 0.0)
+    pseudo_sigma = None
+    has_landmarks = "landmarks" in features
+    if pseudo_fakes:
+        pseudo_sigma = recompute_sigma or _build_sigma(builder)
+        if not has_landmarks:
+            logging.warning(
+                "%s stores no landmarks (built before ffpp 1.2.0): the pseudo-fakes' landmarks "
+                "are found on each face as it is used, which is slower",
+                builder.info.full_name,
+            )
     # Stateless per-example seeds: the same flips whatever the parallelism.
     ds = ds.enumerate()
     if skip:
         ds = ds.skip(skip)
     base_seed = tf.constant(seed, tf.int64)
     augment = training and flip
+
+    def _maybe_pseudo_fake(example, index):
+        if training:
+            chosen = example.pop("pseudo")
+        else:
+            draw = tf.random.stateless_uniform(
+                [], seed=tf.stack([base_seed + _PSEUDO_VALIDATION, index])
+            )
+            chosen = tf.logical_and(
+                tf.equal(tf.cast(example["label"], tf.int64), 0), draw < pseudo_fakes
+            )
+
+        def kept():
+            return (
+                example["image"],
+                tf.cast(example["mask"], tf.float32),
+                tf.cast(example["noise"], tf.float32),
+                tf.cast(example["label"], tf.int64),
+                tf.cast(example["method"], tf.int64),
+            )
+
+        made = lambda: _pseudo_fake_in_graph(  # noqa: E731
+            example, has_landmarks, base_seed, index, pseudo_sigma
+        )
+        image, mask, noise, label, method = tf.cond(chosen, made, kept)
+        return dict(example, image=image, mask=mask, noise=noise, label=label, method=method)
 
     def convert(index, example):
         example = dict(example)
@@ -369,6 +646,8 @@ def make_dataset(
             example[name] = features[name].decode_example(example[name])
         if recompute_sigma is not None:
             example["noise"] = _recomputed_noise(example["image"], recompute_sigma)
+        if pseudo_fakes:
+            example = _maybe_pseudo_fake(example, index)
         item_seed = tf.stack([base_seed, index])
         image, targets = to_model_inputs(example, image_size, flip=augment, seed=item_seed)
         if with_metadata:

@@ -32,6 +32,7 @@ from typing import Sequence
 
 import numpy as np
 
+from ffseg.constants import BOX_SCALE
 from ffseg.errors import FileError
 
 __all__ = [
@@ -46,6 +47,7 @@ __all__ = [
     "SAME_PERSON_DISTANCE",
     "FaceDescriptor",
     "to_crop",
+    "crop_landmarks",
 ]
 
 # The PyPI package that ships the model, and the file inside its models/ folder.
@@ -273,3 +275,46 @@ def to_crop(points, box: Sequence[int], size: int) -> np.ndarray:
     scale = np.array([size / (x1 - x0), size / (y1 - y0)], np.float32)
     origin = np.array([x0, y0], np.float32)
     return ((points - origin + 0.5) * scale - 0.5).astype(np.float32)
+
+
+def crop_landmarks(crop, *, face_detector=None,
+                   landmark_detector: LandmarkDetector | None = None):
+    """The 68 landmarks of the face in a stored face crop, in crop coordinates.
+
+    A crop (``ffseg.signal.faces.crop`` of the 1.3x box) holds one large
+    face. dlib's frontal detector is run on the crop itself, so the points
+    come from the box the predictor was trained with whatever the crop's
+    history (a box shifted back into the frame puts the face off centre);
+    where it finds no face (a profile, a blurred frame) the nominal face box
+    is used, the crop's central ``1 / BOX_SCALE``.
+
+    Args:
+        crop: S x S x 3 RGB uint8 face crop.
+        face_detector: a ``ffseg.signal.faces.FaceDetector`` (default a new one).
+        landmark_detector: a ``LandmarkDetector`` (default a new one).
+
+    Returns:
+        ``(points, detected)``: (68, 2) float32 ``(x, y)`` crop coordinates,
+        and whether the detector found the face (False: nominal box).
+
+    Example:
+
+    ```python
+    points, detected = crop_landmarks(face)  # face: a 299 x 299 x 3 crop
+    ```
+    """
+    from ffseg.signal import faces
+
+    crop = np.asarray(crop)
+    if crop.dtype != np.uint8 or crop.ndim != 3 or crop.shape[2] != 3:
+        raise ValueError(f"crop must be an S x S x 3 RGB uint8 array, got {crop.dtype} "
+                         f"{crop.shape}")
+    face_detector = face_detector or faces.FaceDetector()
+    landmark_detector = landmark_detector or LandmarkDetector()
+    box = face_detector.largest(crop)
+    detected = box is not None
+    if not detected:
+        height, width = crop.shape[:2]
+        half_w, half_h = width / (2 * BOX_SCALE), height / (2 * BOX_SCALE)
+        box = (width / 2 - half_w, height / 2 - half_h, width / 2 + half_w, height / 2 + half_h)
+    return landmark_detector(crop, box), detected

@@ -194,7 +194,8 @@ def prepare_dataset(config: ExperimentConfig):
             "Celeb-DF root) or --set data.data_dir=PATH where it is built"
         ) from error
     # Before any training: a dataset without a method the run asks for stops it.
-    data_lib.check_methods(builder, config.data.methods)
+    if config.data.stored_fakes:
+        data_lib.check_methods(builder, config.data.methods)
     return builder
 
 
@@ -229,6 +230,28 @@ def make_datasets(config: ExperimentConfig, builder, workers: int = 1) -> Datase
         image_batch=image_batch,
         options=options,
     )
+
+
+def write_pseudo_fake_grid(builder, config: ExperimentConfig, log_dir: str) -> None:
+    """TensorBoard image "pseudo-fakes" at step 0: face | pseudo-fake | mask | noise label.
+
+    Made once per run folder (a resumed run finds it there), from the first
+    real faces of the training split, by the generator the input pipeline
+    runs.
+    """
+    if os.path.isdir(log_dir):
+        return
+    import tensorflow as tf
+
+    grid = data_lib.pseudo_fake_grid(
+        builder, config.data.train_split, seed=config.data.seed, sigma=config.data.noise_sigma
+    )
+    writer = tf.summary.create_file_writer(log_dir)
+    with writer.as_default():
+        tf.summary.image(
+            "pseudo-fakes: face | pseudo-fake | mask | noise label", grid[None], step=0
+        )
+    writer.close()
 
 
 # === One step ===============================================================
@@ -459,6 +482,8 @@ def train(
     config_path = os.path.join(out_dir, run_folder_lib.CONFIG_FILE)
     if not os.path.exists(config_path):  # a resumed run keeps its own
         run_folder_lib.write_new_file(config_path, config.to_json())
+    if chief and config.data.pseudo_fakes:
+        write_pseudo_fake_grid(builder, config, os.path.join(out_dir, "logs", "pseudo_fakes"))
 
     previous_policy = keras.config.dtype_policy()
     if config.train.mixed_precision:

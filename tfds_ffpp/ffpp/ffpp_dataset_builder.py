@@ -38,6 +38,8 @@ from tfds_ffpp import build_report, video_builder
 # ids never depend on which methods a build holds.
 METHOD_NAMES = CLASS_NAMES
 IMAGE_SIZE = CROP_SIZE
+# dlib's 68-point layout (ffseg.signal.landmarks.NUM_LANDMARKS, which imports dlib lazily).
+NUM_LANDMARKS = 68
 
 # TFDS split name -> file name in FF++'s `splits/` folder.
 SPLIT_FILES = {"train": "train.json", "validation": "val.json", "test": "test.json"}
@@ -208,7 +210,7 @@ class Builder(video_builder.VideoBuilder):
     ```
     """
 
-    VERSION = tfds.core.Version("1.1.0")
+    VERSION = tfds.core.Version("1.2.0")
     RELEASE_NOTES = {
         "1.0.0": "Initial release: PNG faces and masks, float16 noise labels, "
         "build_report.json of skipped videos and frames.",
@@ -217,6 +219,9 @@ class Builder(video_builder.VideoBuilder):
         "frames (Table I); the report shows requested and written frames per split; "
         "config sample_photos for trees of your own; the input tree's fingerprint is "
         "recorded and a changed tree is never silently reused.",
+        "1.2.0": "landmarks: dlib's 68 facial landmarks of every face, in crop coordinates "
+        "(the pseudo-fake generator's input). Builds of 1.1.0 still load "
+        "(ffseg.data.pipeline.ensure_built reads them from their folder).",
     }
     MANUAL_DOWNLOAD_INSTRUCTIONS = _INSTRUCTIONS
     BUILDER_CONFIGS = [
@@ -282,6 +287,13 @@ class Builder(video_builder.VideoBuilder):
                         shape=(4,),
                         dtype=np.int32,
                         doc="Crop box (x0, y0, x1, y1) in frame pixels.",
+                    ),
+                    "landmarks": tfds.features.Tensor(
+                        shape=(NUM_LANDMARKS, 2),
+                        dtype=np.float32,
+                        doc="dlib's 68 facial landmarks (iBUG 300-W order), (x, y) in crop "
+                        "pixels, found on the stored crop (ffseg.signal.landmarks."
+                        "crop_landmarks).",
                     ),
                 }
             ),
@@ -391,7 +403,7 @@ class Builder(video_builder.VideoBuilder):
         return video_examples
 
     def _examples_kwargs(self, split):
-        from ffseg.signal import faces
+        from ffseg.signal import faces, landmarks
 
         config = self.builder_config
         return dict(
@@ -401,6 +413,7 @@ class Builder(video_builder.VideoBuilder):
             # One detector per worker: it is pickled without dlib's model and
             # creates it on first use.
             detector=faces.FaceDetector(),
+            landmark_detector=landmarks.LandmarkDetector(),
         )
 
     def _report_header(self):
@@ -603,7 +616,8 @@ def video_entry(root, name: str, quality: str) -> typing.Dict[str, typing.Any]:
 # === Per-video work (module level: it runs in Beam workers) ===
 
 
-def video_examples(video, *, split, frames, real_frames, sigma, detector, report):
+def video_examples(video, *, split, frames, real_frames, sigma, detector, report,
+                   landmark_detector=None):
     """(key, example) pairs of one video; problems go to `report(kind, entry)`.
 
     Bad input never raises out of here: an unreadable, corrupt, empty or
@@ -613,8 +627,9 @@ def video_examples(video, *, split, frames, real_frames, sigma, detector, report
     whose box the extractor took from elsewhere), and frames of a fake whose
     mask is empty, full, outside the face or from a longer mask video
     (`iter_extract_video`'s flags), as flagged frames, which are kept.
+    The landmarks are found on each stored crop (`crop_landmarks`).
     """
-    from ffseg.signal import extract, faces
+    from ffseg.signal import extract, faces, landmarks
     from ffseg.signal import video as video_lib
 
     name, is_real = video["name"], video["mask_path"] is None
@@ -673,6 +688,9 @@ def video_examples(video, *, split, frames, real_frames, sigma, detector, report
             "video": name,
             "frame": frame,
             "box": np.asarray(example["box"], np.int32),
+            "landmarks": landmarks.crop_landmarks(
+                example["image"], face_detector=detector, landmark_detector=landmark_detector
+            )[0],
         }
 
 

@@ -337,6 +337,27 @@ def test_masks_labels_and_boxes(built):
             assert x1 - x0 == y1 - y0 and 0 <= x0 < x1 <= 320 and 0 <= y0 < y1 <= 240
 
 
+def test_landmarks_lie_on_the_stored_face(built):
+    from ffseg.signal.landmarks import REGIONS
+
+    _, examples, _ = built
+    for split_examples in examples.values():
+        for example in split_examples:
+            points = example["landmarks"]
+            assert points.shape == (68, 2) and points.dtype == np.float32
+            assert (points > -10).all() and (points < 309).all()
+            eyes = points[list(REGIONS["right_eye"] + REGIONS["left_eye"])].mean(0)
+            mouth = points[list(REGIONS["mouth"])].mean(0)
+            # Upright faces: the eyes above the nose tip, the nose tip above the mouth,
+            # all near the crop's vertical centre line.
+            assert eyes[1] < points[30][1] < mouth[1], example["video"]
+            assert abs(points[30][0] - 149) < 60, example["video"]
+            # The person's right eye on the image's left.
+            right = points[list(REGIONS["right_eye"])].mean(0)
+            left = points[list(REGIONS["left_eye"])].mean(0)
+            assert right[0] < left[0]
+
+
 def test_noise_is_the_residual_of_the_stored_image(built):
     from ffseg.signal.noise import noise_residual, to_gray
 
