@@ -745,3 +745,27 @@ def test_a_worker_folder_is_fixed_by_its_task_and_reused_only_on_resume(tmp_path
     assert os.listdir(first) == []
     (moved,) = glob.glob(first + ".old-*")
     assert open(os.path.join(moved, "backup.txt")).read() == "epoch 3"
+
+
+def test_a_pseudo_fake_run_shows_its_grid_in_tensorboard(dummy_ffpp, tmp_path):
+    from tensorboard.backend.event_processing import event_accumulator
+
+    from ffseg import config as config_lib
+    from ffseg.training import trainer as training
+
+    config = config_lib.override(config_lib.get_experiment("sample_sbi"),
+                                 ["data.dataset=ffpp/c23"])
+    log_dir = tmp_path / "logs" / "pseudo_fakes"
+    training.write_pseudo_fake_grid(dummy_ffpp, config, str(log_dir))
+    events = event_accumulator.EventAccumulator(str(log_dir), size_guidance={"tensors": 0})
+    events.Reload()
+    tags = events.Tags()["tensors"]
+    assert tags == ["pseudo-fakes: face | pseudo-fake | mask | noise label"]
+    (image,) = events.Tensors(tags[0])
+    assert image.step == 0
+    width, height = (int(v) for v in image.tensor_proto.string_val[:2])
+    assert width > 4 * 160 and height > 8 * 160  # four columns, eight rows
+    # A resumed run finds it and writes nothing more.
+    files = sorted(log_dir.iterdir())
+    training.write_pseudo_fake_grid(dummy_ffpp, config, str(log_dir))
+    assert sorted(log_dir.iterdir()) == files

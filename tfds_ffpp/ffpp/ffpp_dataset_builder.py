@@ -176,7 +176,8 @@ class Builder(video_builder.VideoBuilder):
     One example per sampled frame: the face crop (dlib box enlarged 1.3x,
     299 px, PNG), its manipulation mask cropped in lockstep, the noise label
     of paper Eq. 4-5, the real/fake label, the method (0 real, 1-4 the FF++
-    methods, whatever a build holds), video name, frame index and crop box.
+    methods, whatever a build holds), video name, frame index, crop box and the
+    face's 68 landmarks in crop pixels (version 1.2.0).
     Splits follow FF++'s official split files. Configs: `c23`, `c40` (32
     frames per video), `c23_paper`, `c40_paper` (paper Table I counts),
     `sample` (generated from built-in photos, no download) and
