@@ -56,8 +56,8 @@ import numpy as np
 import ffseg.models  # noqa: F401  (registers the classes)
 
 assert keras.backend.backend() == BACKEND, keras.backend.backend()
-model = keras.saving.load_model(MODEL)
-save_outputs(model.predict(np.load(CROPS).astype("float32"), verbose=0), OUTPUTS)
+loaded = keras.saving.load_model(LOAD)
+save_outputs(loaded.predict(np.load(CROPS).astype("float32"), verbose=0), SCORED)
 """
 
 COMMON = """
@@ -131,15 +131,14 @@ def test_keras_file_moves_between_tensorflow_and_jax(crops, tmp_path):
             "jax_in_tf.npz",
         )
     }
-    # TensorFlow -> JAX.
+    # TensorFlow saves; JAX scores it, then trains and saves its own; TensorFlow scores that.
     _run(SAVE, "tensorflow", SEED=1, CROPS=crops, MODEL=paths["tf.keras"],
          OUTPUTS=paths["tf_saved.npz"])
-    _run(SCORE, "jax", CROPS=crops, MODEL=paths["tf.keras"], OUTPUTS=paths["tf_in_jax.npz"])
-    # JAX -> TensorFlow.
-    _run(SAVE, "jax", SEED=2, CROPS=crops, MODEL=paths["jax.keras"],
+    _run(SCORE + SAVE, "jax", CROPS=crops, LOAD=paths["tf.keras"],
+         SCORED=paths["tf_in_jax.npz"], SEED=2, MODEL=paths["jax.keras"],
          OUTPUTS=paths["jax_saved.npz"])
-    _run(SCORE, "tensorflow", CROPS=crops, MODEL=paths["jax.keras"],
-         OUTPUTS=paths["jax_in_tf.npz"])
+    _run(SCORE, "tensorflow", CROPS=crops, LOAD=paths["jax.keras"],
+         SCORED=paths["jax_in_tf.npz"])
 
     tf_saved, jax_saved = _outputs(paths["tf_saved.npz"]), _outputs(paths["jax_saved.npz"])
     _assert_same(tf_saved, _outputs(paths["tf_in_jax.npz"]), "saved under TF, scored under JAX")
