@@ -8,6 +8,7 @@ the same flipped stream positions and the same balanced draws for the same
 seed.
 """
 
+import json
 import os
 import subprocess
 import sys
@@ -302,3 +303,96 @@ def test_dataset_options_and_loader_options_carry_the_same_fields():
 
     data = config_lib.get_experiment("sample").data
     assert arrays.loader_options(data) == pipeline.dataset_options(data)
+
+
+# The `sample` experiment, small: 71 px, batch 2, 1+1 epochs of 2 steps.
+TRAIN_ARGS = [
+    "--quiet", "--set", "data.dataset=ffpp/c23", "--set", "data.balance=true",
+    "--set", "model.image_size=71", "--set", "train.batch_size=2",
+    "--set", "train.steps_per_epoch=2", "--set", "train.validation_steps=1",
+    "--set", "train.semantic_epochs=1", "--set", "train.full_epochs=1",
+    "--set", "train.tensorboard_images=2",
+]
+
+# Trains under JAX from the array_record build, in a process where TensorFlow
+# cannot be imported, then scores test faces with the resulting model.keras
+# (still under JAX).
+JAX_TRAIN = """
+import keras
+import numpy as np
+from experiments import train
+
+assert keras.backend.backend() == "jax", keras.backend.backend()
+status = train.main(ARGS + ["--model_dir", MODEL_DIR, "--set", "data.data_dir=" + DATA_DIR])
+assert status == 0, status
+if SCORES:
+    import ffseg.models  # noqa: F401  (registers the classes)
+    from ffseg.data.arrays import ArrayLoader, find_build, open_build
+
+    # Batch 2, as in training: the compiled predict step is reused.
+    loader = ArrayLoader(open_build(find_build("ffpp/c23", DATA_DIR)), "test", image_size=71,
+                         batch_size=2, training=False)
+    images = loader.batch(0)[0]
+    model = keras.saving.load_model(MODEL_DIR + "/model.keras", safe_mode=True)
+    outputs = model.predict(images, verbose=0)
+    np.savez(SCORES, images=images, **{k: np.asarray(v, "float32") for k, v in outputs.items()})
+assert not [name for name in sys.modules if name.split(".")[0] == "tensorflow"]
+print("OK")
+"""
+
+
+def _train_under_jax(data_dir, model_dir, scores=None, extra=()):
+    code = BLOCK_TENSORFLOW + "".join(
+        f"{name} = {value!r}\n"
+        for name, value in dict(
+            DATA_DIR=str(data_dir), MODEL_DIR=str(model_dir),
+            SCORES=str(scores) if scores else None, ARGS=TRAIN_ARGS + list(extra),
+        ).items()
+    ) + textwrap.dedent(JAX_TRAIN)
+    environment = dict(os.environ, KERAS_BACKEND="jax")
+    environment["PYTHONPATH"] = os.pathsep.join(
+        filter(None, [str(REPOSITORY), os.environ.get("PYTHONPATH")])
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPOSITORY, env=environment,
+        capture_output=True, text=True, timeout=900,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert completed.stdout.strip().endswith("OK")
+    return completed.stderr
+
+
+def test_jax_trains_the_sample_experiment_without_tensorflow(array_build, tmp_path):
+    import keras
+
+    data_dir = os.path.dirname(os.path.dirname(os.path.dirname(array_build)))
+    model_dir, scores = tmp_path / "run", tmp_path / "jax_scores.npz"
+    log = _train_under_jax(data_dir, model_dir, scores)
+    assert "Strategy JaxDataParallel" in log
+    # No TensorFlow: TensorBoard skipped once per step, the export once, each one line.
+    assert log.count("no TensorBoard logs (TensorFlow cannot be imported") == 2
+    assert log.count("No SavedModel export: TensorFlow cannot be imported") == 1
+    assert not (model_dir / "export").exists() and not (model_dir / "logs").exists()
+    summary = json.loads((model_dir / "training_summary.json").read_text())
+    assert "saved_model" not in summary
+    for step, monitor in (("semantic", "val_iou"), ("full", "val_auc")):
+        assert summary["steps"][step]["best"]["monitor"] == monitor
+        assert (model_dir / step / "done.weights.h5").exists()
+        assert len(json.loads((model_dir / step / "epochs.json").read_text())) == 1
+    assert (model_dir / "best.weights.h5").exists()
+    assert (model_dir / "semantic" / "best.weights.h5").exists()
+    # A finished run asked to resume is left as it is.
+    log = _train_under_jax(data_dir, model_dir, extra=["--resume"])
+    assert "holds a finished run of this config: nothing to do" in log
+
+    # The JAX-trained model.keras scores the same faces under TensorFlow.
+    import ffseg.models  # noqa: F401  (registers the classes)
+
+    assert keras.backend.backend() == "tensorflow"
+    expected = np.load(scores)
+    model = keras.saving.load_model(str(model_dir / "model.keras"), safe_mode=True)
+    outputs = model.predict(expected["images"], verbose=0)
+    assert len(outputs) >= 5 and set(outputs) <= set(expected.files)
+    for name, value in outputs.items():
+        np.testing.assert_allclose(np.asarray(value), expected[name], rtol=0, atol=1e-4,
+                                   err_msg=name)

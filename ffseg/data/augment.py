@@ -145,9 +145,13 @@ def to_model_arrays(example: dict, image_size: int, flip: bool = False):
             thresholded back to {0, 1} at 0.5.
         flip: mirror image, mask and noise together.
     """
-    image = np.asarray(example["image"], np.float32)
-    mask = np.asarray(example["mask"], np.float32)
-    noise = np.asarray(example["noise"], np.float32)
+    image, mask, noise = (np.asarray(example[name]) for name in ("image", "mask", "noise"))
+    if flip and image_size == image.shape[0]:
+        # Mirrored in the stored bytes (a quarter of the float32 copy); after
+        # resizing otherwise, as tf.data does (the same float sums).
+        image, mask, noise = (np.ascontiguousarray(a[:, ::-1]) for a in (image, mask, noise))
+        flip = False
+    image, mask, noise = (np.asarray(a, np.float32) for a in (image, mask, noise))
     if image_size != image.shape[0]:
         image = area_resize(image, image_size)
         mask = (area_resize(mask, image_size) >= 0.5).astype(np.float32)
