@@ -2,7 +2,7 @@
 
 TFDS writes a build as `array_record` with
 
-    tfds build tfds_ffpp/ffpp --config c23 --file_format=array_record ...
+    tfds build tfds_ffpp/ffpp --config=c23 --manual_dir=... --file_format=array_record
     tfds.builder("ffpp/c23", file_format="array_record").download_and_prepare(...)
 
 and reads it back by random access through `tfds.builder_from_directory(...)
@@ -123,8 +123,8 @@ def find_build(dataset: str, data_dir=None) -> str:
         raise FileError(
             folder,
             f"holds no build of {dataset}: the TensorFlow-free loader reads a prepared "
-            f"array_record build (`tfds build tfds_ffpp/ffpp --config {dataset.split('/')[-1]} "
-            f"--data_dir {root} --file_format=array_record`)",
+            f"array_record build (`tfds build tfds_ffpp/ffpp --config={dataset.split('/')[-1]} "
+            f"--data_dir={root} --file_format=array_record`)",
         )
     return os.path.join(folder, max(versions)[1])
 
