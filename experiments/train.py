@@ -10,9 +10,12 @@ in a few minutes on two CPU cores. For FF++:
 Watch it with `tensorboard --logdir runs/c23/logs`. A `--model_dir` that
 holds a run is refused unless `--resume` (continue it: the way on after a
 kill) or `--overwrite` (move it aside to `<model_dir>.old-<timestamp>`).
-`--list` names the experiments, `--print_config` shows the resolved config
-without training. A config or folder that cannot be used exits with status 2
-and one line saying why.
+Under `KERAS_BACKEND=jax` the same command trains with JAX, from an
+array_record build of the dataset (`tfds build ... --file_format=array_record`
+into `data.data_dir`), with no TensorFlow needed. `--list` names the
+experiments, `--print_config` shows the resolved config without training.
+A config or folder that cannot be used exits with status 2 and one line
+saying why.
 """
 
 from __future__ import annotations
@@ -94,9 +97,13 @@ def main(argv=None) -> int:
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    from ffseg.cli import import_tensorflow_quietly
+    import keras
 
-    import_tensorflow_quietly()  # no CUDA start-up error lines on a machine without a GPU
+    if keras.backend.backend() == "tensorflow":
+        from ffseg.cli import import_tensorflow_quietly
+
+        import_tensorflow_quietly()  # no CUDA start-up error lines on a machine without a GPU
+    # Under KERAS_BACKEND=jax TensorFlow is optional and not imported for this.
     from ffseg.errors import FileError
     from ffseg.training import run_folder
     from ffseg.training import trainer as training

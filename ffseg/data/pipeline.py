@@ -46,6 +46,7 @@ import tensorflow as tf
 
 from ffseg.constants import CLASS_NAMES, METHODS, PSEUDO_FAKE_METHOD
 from ffseg.constants import CROP_SIZE as STORED_SIZE
+from ffseg.data.augment import flip_decision, stream_choice, tensorflow_ops
 from ffseg.errors import FileError
 
 
@@ -225,13 +226,16 @@ def _resize(example, image_size: int):
 
 
 def _flip(image, mask, noise, seed):
-    flip = tf.random.stateless_uniform([], seed=seed) < 0.5
+    # `seed` is (data seed, stream position). The decision is
+    # `augment.flip_decision` in TensorFlow int64 ops (no Python function in
+    # the graph), the same integers as the TensorFlow-free loader computes.
+    flip = flip_decision(seed[0], seed[1], ops=tensorflow_ops())
     flip_all = lambda t: tf.cond(flip, lambda: tf.reverse(t, axis=[1]), lambda: t)  # noqa: E731
     return flip_all(image), flip_all(mask), flip_all(noise)
 
 
 def to_model_inputs(example, image_size: int, *, flip: bool = False, seed=None):
-    """One TFDS example -> `(image, targets)`; `seed` is a stateless seed pair."""
+    """One TFDS example -> `(image, targets)`; `seed` is (data seed, stream position)."""
     image, mask, noise = _resize(example, image_size)
     if flip:
         image, mask, noise = _flip(image, mask, noise, seed)
@@ -311,15 +315,17 @@ def example_stream(
         )
     if not balance:
         return ds.shuffle(shuffle_buffer, seed=shuffle_seed).repeat()
-    # Weighted sampling from a real and a fake stream: 1:1 in expectation,
-    # whatever the stored ratio. Each stream shuffles and repeats on its own
-    # (the buffers share the memory one unbalanced stream would hold); the
-    # choice between them is seeded, so the stream is deterministic and a
-    # resume can skip into it.
+    # Draws from a real and a fake stream: 1:1 in expectation, whatever the
+    # stored ratio. Each stream shuffles and repeats on its own (the buffers
+    # share the memory one unbalanced stream would hold); the stream of the
+    # example at each position is `augment.stream_choice(seed, position)`,
+    # in TensorFlow int64 ops, the choice the TensorFlow-free loader makes,
+    # so the stream is deterministic and a resume can skip into it.
     streams = _label_streams(ds, name, builder.data_dir, shuffle_buffer, shuffle_seed)
-    return tf.data.Dataset.sample_from_datasets(
-        streams, weights=[0.5, 0.5], seed=shuffle_seed, stop_on_empty_dataset=True
+    choices = tf.data.Dataset.counter().map(
+        lambda position: stream_choice(seed, position, ops=tensorflow_ops())
     )
+    return tf.data.Dataset.choose_from_datasets(streams, choices, stop_on_empty_dataset=True)
 
 
 def _label_streams(ds, name, data_dir, shuffle_buffer, shuffle_seed, count: int = 2):

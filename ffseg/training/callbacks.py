@@ -17,7 +17,6 @@ import os
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 from ffseg.evaluation.figures import LocalizationAccumulator, equal_error_rate
 
@@ -217,6 +216,10 @@ class MapImages(keras.callbacks.Callback):
             noise_keys and self.noise is not None
         ):
             return  # nothing but the face and its mask to show
+        # Imported here: the other callbacks also serve the JAX backend
+        # without TensorFlow (the trainer adds this one only where it imports).
+        import tensorflow as tf
+
         if self._writer is None:
             self._writer = tf.summary.create_file_writer(self.log_dir)
         outputs = self.model.predict_on_batch(self.images)

@@ -1,10 +1,15 @@
-"""Where training runs: the tf.distribute strategy, the chief, workers.
+"""Where training runs: the tf.distribute strategy or the JAX distribution, the chief, workers.
 
 - One machine: `MirroredStrategy` over its GPUs (over its CPU when it has
   none), with the global batch split across replicas.
 - Several machines: `MultiWorkerMirroredStrategy` when `TF_CONFIG` names a
   cluster. Every worker builds the same dataset batched by the global batch;
   only the chief writes the run folder, the others write to scratch folders.
+- The JAX backend (`KERAS_BACKEND=jax`): `keras.distribution.DataParallel`
+  over the local devices (`JaxDataParallel`): the variables are replicated,
+  each global batch is split along its first axis across the devices and
+  the compiled step reduces the gradients (one host; TensorFlow is not
+  imported).
 
 Keras 3.15's `fit` fails under `MultiWorkerMirroredStrategy`
 (keras-team/keras#20585) at two places: the symbolic build reduces a
@@ -19,12 +24,12 @@ installed Keras either way, so a Keras that still fails is caught there.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 
 import keras
-import tensorflow as tf
 
 # The first Keras release assumed to fix keras-team/keras#20585. 3.15 (the
 # newest checked) still fails; raise this when a release is seen failing too.
@@ -53,12 +58,77 @@ def needs_multi_worker_workaround(version: str | None = None) -> bool:
     return _version_tuple(version or keras.__version__) < KERAS_FIXED_IN
 
 
-def get_strategy() -> tf.distribute.Strategy:
+def is_jax() -> bool:
+    """Whether Keras runs on JAX (`KERAS_BACKEND=jax`)."""
+    return keras.backend.backend() == "jax"
+
+
+class JaxDataParallel:
+    """The JAX backend's counterpart of a tf.distribute strategy, for the trainer.
+
+    Wraps `keras.distribution.DataParallel` over `devices` (default: all
+    local devices, `keras.distribution.list_devices()`). `run_scope()` makes
+    it Keras' distribution for a whole run (model building, `fit`,
+    `predict`); `scope()` is then a no-op, as the trainer calls it where a
+    tf.distribute strategy needs it.
+
+    Args:
+        devices: device names as Keras lists them, e.g. ["gpu:0", "gpu:1"].
+
+    Example:
+
+    ```python
+    # KERAS_BACKEND=jax
+    from ffseg.training.distribution import get_strategy, run_scope
+
+    strategy = get_strategy()  # JaxDataParallel over the local devices
+    with run_scope(strategy):
+        ...  # build, compile and fit: each batch is split over the devices
+    ```
+    """
+
+    def __init__(self, devices=None):
+        self.devices = list(devices or keras.distribution.list_devices())
+        self.distribution = keras.distribution.DataParallel(devices=self.devices)
+
+    @property
+    def num_replicas_in_sync(self) -> int:
+        return len(self.devices)
+
+    def scope(self):
+        return contextlib.nullcontext()
+
+
+def run_scope(strategy):
+    """The context a whole training run goes in: Keras' JAX distribution, or nothing.
+
+    A tf.distribute strategy is entered where variables are made
+    (`strategy.scope()`); the JAX distribution must also be current when
+    `fit` shards the batches, so it spans the run.
+    """
+    if isinstance(strategy, JaxDataParallel):
+        return strategy.distribution.scope()
+    return contextlib.nullcontext()
+
+
+def get_strategy():
     """Multi-worker when `TF_CONFIG` names a cluster, else all local devices.
+
+    Under the JAX backend, `JaxDataParallel` over the local devices (a
+    `TF_CONFIG` cluster is refused: the JAX path runs on one host).
 
     Create it before any other TensorFlow op: a collective strategy must
     configure the runtime first.
     """
+    if is_jax():
+        if os.environ.get("TF_CONFIG"):
+            raise ValueError(
+                "TF_CONFIG names a cluster, but KERAS_BACKEND=jax trains on one host: "
+                "unset TF_CONFIG, or train the cluster with the TensorFlow backend"
+            )
+        return JaxDataParallel()
+    import tensorflow as tf
+
     if os.environ.get("TF_CONFIG"):
         return tf.distribute.MultiWorkerMirroredStrategy()
     gpus = tf.config.list_logical_devices("GPU")
@@ -69,6 +139,10 @@ def get_strategy() -> tf.distribute.Strategy:
 
 
 def is_multi_worker(strategy) -> bool:
+    if isinstance(strategy, JaxDataParallel):
+        return False
+    import tensorflow as tf
+
     return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
 
 
@@ -115,6 +189,8 @@ def _vector_logs(step_fn):
     `strategy.reduce("MEAN", v, axis=0)`, which fails on scalars; a [1]
     vector reduces to the same mean.
     """
+
+    import tensorflow as tf
 
     def step(data):
         logs = step_fn(data)

@@ -19,6 +19,15 @@ Each step is a `fit` with `BackupAndRestore`, TensorBoard (step 2's epochs
 continue step 1's numbering: the logs of `semantic/` and `full/` form one
 time line), validation EER and pixel AUC, and map images.
 
+Under the JAX backend (`KERAS_BACKEND=jax`) the same run trains under
+`keras.distribution.DataParallel` over the local devices
+(`ffseg.training.distribution`), fed by the TensorFlow-free loader
+(`ffseg.data.arrays`: a prepared array_record build of `data.dataset` in
+`data.data_dir`) with the same flips, balanced draws, method filter and
+seeds. TensorFlow is then optional: without it, TensorBoard (and its map
+images) and the SavedModel export are skipped, one log line each; with
+it, the export is written by a TensorFlow process from `model.keras`.
+
 Resuming (`resume=True`): `BackupAndRestore` backs up at every epoch end. A
 run killed at any point restarts the interrupted epoch from that epoch's
 starting weights and optimizer state, and the training stream is
@@ -42,8 +51,6 @@ import numpy as np
 from ffseg import config as config_lib
 from ffseg.config import ExperimentConfig
 from ffseg.constants import BINARY_CLASS_NAMES, CLASS_NAMES, TRAINING_STAGES
-from ffseg.data import pipeline as data_lib
-from ffseg.inference import export as export_lib
 from ffseg.training import distribution
 from ffseg.training import run_folder as run_folder_lib
 from ffseg.training.callbacks import (
@@ -143,6 +150,10 @@ class Datasets:
             `data.max_validation_examples`).
         image_batch: the validation faces shown in TensorBoard.
         options: keyword arguments of `make_dataset` shared by both splits.
+        numpy_loader: the batches come from the TensorFlow-free loader
+            (`ffseg.data.arrays`, as `keras.utils.PyDataset`s), not tf.data.
+        validation_figures: the validation batches `ValidationFigures`
+            scores each epoch.
     """
 
     builder: object
@@ -151,13 +162,36 @@ class Datasets:
     validation: object
     image_batch: object
     options: dict
+    numpy_loader: bool = False
+    validation_figures: object = None
 
     def training(self, epochs_done: int = 0):
         """The training stream, past the examples of `epochs_done` epochs."""
         skip = epochs_done * self.steps_per_epoch * self.config.train.batch_size
-        return data_lib.make_dataset(
-            self.builder, self.config.data.train_split, training=True, skip=skip, **self.options
-        )
+        split = self.config.data.train_split
+        if self.numpy_loader:
+            from ffseg.data import arrays
+
+            loader = arrays.ArrayLoader(
+                self.builder, split, training=True, skip=skip, **self.options
+            )
+            return arrays.as_py_dataset(loader)
+        from ffseg.data import pipeline as data_lib
+
+        return data_lib.make_dataset(self.builder, split, training=True, skip=skip, **self.options)
+
+
+class _FirstBatches:
+    """The first `count` batches of an `ArrayLoader` (None: all), each time it is iterated."""
+
+    def __init__(self, loader, count):
+        self.loader, self.count = loader, count
+
+    def __iter__(self):
+        for number, batch in enumerate(self.loader):
+            if self.count is not None and number >= self.count:
+                return
+            yield batch
 
 
 def _steps(builder, split: str, batch_size: int, requested) -> int:
@@ -176,10 +210,23 @@ def _steps(builder, split: str, batch_size: int, requested) -> int:
 def prepare_dataset(config: ExperimentConfig):
     """The prepared TFDS builder of `config.data.dataset` (built if missing).
 
+    Under the JAX backend, the newest array_record build of the dataset in
+    `data.data_dir` (not built here: its builder needs TensorFlow).
+
     Raises:
         ConfigError: the dataset is not prepared and needs source files that
             `data.manual_dir` does not give.
+        FileError: under JAX, no array_record build is there.
     """
+    if distribution.is_jax():
+        from ffseg.data import arrays
+
+        builder = arrays.open_build(arrays.find_build(config.data.dataset, config.data.data_dir))
+        if config.data.stored_fakes:
+            arrays.check_methods(builder, config.data.methods)
+        return builder
+    from ffseg.data import pipeline as data_lib
+
     try:
         builder = data_lib.ensure_built(
             config.data.dataset, data_dir=config.data.data_dir, manual_dir=config.data.manual_dir
@@ -200,8 +247,15 @@ def prepare_dataset(config: ExperimentConfig):
 
 
 def make_datasets(config: ExperimentConfig, builder, workers: int = 1) -> Datasets:
-    """The validation batches and training stream of `config` from `builder`."""
+    """The validation batches and training stream of `config` from `builder`.
+
+    tf.data under TensorFlow; the TensorFlow-free loader under JAX.
+    """
     data, train = config.data, config.train
+    if distribution.is_jax():
+        return _array_datasets(config, builder)
+    from ffseg.data import pipeline as data_lib
+
     splits = builder.info.splits
     options = dict(
         image_size=config.model.image_size,
@@ -229,7 +283,59 @@ def make_datasets(config: ExperimentConfig, builder, workers: int = 1) -> Datase
         validation=validation,
         image_batch=image_batch,
         options=options,
+        validation_figures=validation
+        if train.validation_steps is None
+        else validation.take(train.validation_steps),
     )
+
+
+def _array_datasets(config: ExperimentConfig, builder) -> Datasets:
+    """`make_datasets` on the TensorFlow-free loader (`ffseg.data.arrays`)."""
+    from ffseg.data import arrays
+
+    data, train = config.data, config.train
+    options = dict(
+        image_size=config.model.image_size,
+        batch_size=train.batch_size,
+        **arrays.loader_options(data),
+    )
+    loader = arrays.ArrayLoader(
+        builder,
+        data.validation_split,
+        training=False,
+        take=data.max_validation_examples,
+        **options,
+    )
+    image_batch = loader.head(train.tensorboard_images) if train.tensorboard_images else None
+    return Datasets(
+        builder=builder,
+        config=config,
+        steps_per_epoch=_steps(builder, data.train_split, train.batch_size, train.steps_per_epoch),
+        validation=arrays.as_py_dataset(loader, batches=train.validation_steps),
+        image_batch=image_batch,
+        options=options,
+        numpy_loader=True,
+        validation_figures=_FirstBatches(loader, train.validation_steps),
+    )
+
+
+def tensorflow_available() -> bool:
+    """Whether TensorFlow imports here (under JAX it is optional).
+
+    Under JAX, TensorFlow (then only writing TensorBoard summaries) is kept
+    off the GPUs: it would otherwise take their memory from JAX.
+    """
+    try:
+        import tensorflow as tf
+    except ImportError:
+        return False
+    if distribution.is_jax() and not getattr(tensorflow_available, "_hidden", False):
+        try:
+            tf.config.set_visible_devices([], "GPU")
+        except RuntimeError:
+            pass  # TensorFlow's devices were already started by the caller
+        tensorflow_available._hidden = True
+    return True
 
 
 def write_pseudo_fake_grid(builder, config: ExperimentConfig, log_dir: str) -> None:
@@ -242,6 +348,8 @@ def write_pseudo_fake_grid(builder, config: ExperimentConfig, log_dir: str) -> N
     if os.path.isdir(log_dir):
         return
     import tensorflow as tf
+
+    from ffseg.data import pipeline as data_lib
 
     grid = data_lib.pseudo_fake_grid(
         builder, config.data.train_split, seed=config.data.seed, sigma=config.data.noise_sigma
@@ -304,13 +412,20 @@ def run_step(
     step_callbacks = [
         keras.callbacks.BackupAndRestore(backup_dir, save_freq="epoch"),
         # Before the callbacks that read the logs it completes.
-        ValidationFigures(datasets.validation, config.train.validation_steps),
+        ValidationFigures(datasets.validation_figures),
         EpochRecord(os.path.join(step_dir, "epochs.json")),
         BestCheckpoint(best_path, monitor=CHECKPOINT_MONITORS[step]),
-        keras.callbacks.TensorBoard(log_dir),
     ]
-    if datasets.image_batch is not None:
-        step_callbacks.append(MapImages(os.path.join(log_dir, "maps"), datasets.image_batch))
+    # TensorBoard writes its summaries with TensorFlow: optional under JAX.
+    if tensorflow_available():
+        step_callbacks.append(keras.callbacks.TensorBoard(log_dir))
+        if datasets.image_batch is not None:
+            step_callbacks.append(MapImages(os.path.join(log_dir, "maps"), datasets.image_batch))
+    else:
+        logging.warning(
+            "Step %r: no TensorBoard logs (TensorFlow cannot be imported; the epoch "
+            "records are in %s)", step, os.path.join(step_dir, "epochs.json"),
+        )
     # Keras keeps a restored epoch on the model across `fit` calls: a
     # resumed step 1 would otherwise shift step 2's epochs.
     model._initial_epoch = None
@@ -356,21 +471,67 @@ def save_and_export(
     if config.train.export:
         export_path = os.path.join(model_dir, "export")
         num_classes = config.model.num_classes
-        export_lib.export_saved_model(
-            model,
-            export_path,
-            metadata={
-                "class_names": list(CLASS_NAMES[:num_classes])
-                if num_classes > 2
-                else list(BINARY_CLASS_NAMES),
-                "dataset": config.data.dataset,
-                "experiment": experiment,
-                "config": config.to_dict(),
-                "training_started": started,
-            },
-        )
+        metadata = {
+            "class_names": list(CLASS_NAMES[:num_classes])
+            if num_classes > 2
+            else list(BINARY_CLASS_NAMES),
+            "dataset": config.data.dataset,
+            "experiment": experiment,
+            "config": config.to_dict(),
+            "training_started": started,
+        }
+        if distribution.is_jax():
+            if not tensorflow_available():
+                logging.warning(
+                    "No SavedModel export: TensorFlow cannot be imported (%s is written; "
+                    "export it where TensorFlow is installed)", model_path,
+                )
+                return paths
+            export_in_tensorflow(model_path, export_path, metadata)
+        else:
+            from ffseg.inference import export as export_lib
+
+            export_lib.export_saved_model(model, export_path, metadata=metadata)
         paths["saved_model"] = export_path
     return paths
+
+
+# The SavedModel export of a `.keras` file, in a TensorFlow process.
+_EXPORT_SCRIPT = """
+import json, sys
+import keras
+import ffseg.models  # noqa: F401  (registers the classes)
+from ffseg.inference import export as export_lib
+
+model_path, export_path, metadata = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+model = keras.saving.load_model(model_path, safe_mode=True)
+export_lib.export_saved_model(model, export_path, metadata=metadata)
+"""
+
+
+def export_in_tensorflow(model_path: str, export_path: str, metadata: dict) -> None:
+    """Exports a `.keras` file as the SavedModel `export_saved_model` writes, under TensorFlow.
+
+    A model trained under JAX is exported by a fresh process on the
+    TensorFlow backend: the `.keras` file scores the same faces there within
+    1e-4, and the SavedModel's graph is TensorFlow's own.
+
+    Raises:
+        RuntimeError: the export failed (its last error lines).
+    """
+    import subprocess
+    import sys
+
+    environment = dict(os.environ, KERAS_BACKEND="tensorflow")
+    completed = subprocess.run(
+        [sys.executable, "-c", _EXPORT_SCRIPT, model_path, export_path, json.dumps(metadata)],
+        env=environment, capture_output=True, text=True,
+    )
+    if completed.returncode != 0:
+        raise RuntimeError(
+            f"{model_path}: the SavedModel export under TensorFlow failed: "
+            + completed.stderr.strip()[-2000:]
+        )
 
 
 def _summary(config, model_dir, out_dir, paths) -> dict:
@@ -468,6 +629,11 @@ def train(
     )
     builder = prepare_dataset(config)
     datasets = make_datasets(config, builder, distribution.num_workers(strategy))
+    if distribution.is_jax() and config.train.batch_size % strategy.num_replicas_in_sync:
+        raise config_lib.ConfigError(
+            f"train.batch_size: {config.train.batch_size} does not split over the "
+            f"{strategy.num_replicas_in_sync} devices of keras.distribution.DataParallel"
+        )
 
     # Only now, with the dataset ready, is anything written.
     if chief:
@@ -490,11 +656,13 @@ def train(
         keras.config.set_dtype_policy(config.train.mixed_precision)
     try:
         if config.data.deterministic:
-            import tensorflow as tf
-
             keras.utils.set_random_seed(config.data.seed)
-            tf.config.experimental.enable_op_determinism()
-        model = _train_steps(config, strategy, datasets, out_dir, verbose, callbacks)
+            if not distribution.is_jax():  # XLA on JAX needs no switch
+                import tensorflow as tf
+
+                tf.config.experimental.enable_op_determinism()
+        with distribution.run_scope(strategy):
+            model = _train_steps(config, strategy, datasets, out_dir, verbose, callbacks)
     finally:
         keras.config.set_dtype_policy(previous_policy)
 
