@@ -137,6 +137,10 @@ class DataConfig:
         stored_fakes: use the dataset's fakes; False: real faces and
             pseudo-fakes only (needs `pseudo_fakes` > 0), for a model that
             never sees a manipulation method.
+        loader_workers: threads that make the batches of the TensorFlow-free
+            loader (`ffseg.data.arrays`, the JAX backend's input); 0: one per
+            CPU core, at most 8. Batches are pure functions of their number:
+            the count changes the speed, never the batches.
     """
 
     dataset: str = "ffpp/c23"
@@ -154,6 +158,7 @@ class DataConfig:
     noise_sigma: typing.Optional[float] = None
     pseudo_fakes: float = 0.0
     stored_fakes: bool = True
+    loader_workers: int = 0
 
     def __post_init__(self):
         if self.methods is not None:
@@ -505,6 +510,7 @@ _RULES = {
     ),
     "train.tensorboard_images": (_at_least(0), "an integer of at least 0"),
     "data.shuffle_buffer": (_at_least(1), "a positive integer"),
+    "data.loader_workers": (_at_least(0), "an integer of at least 0"),
     "data.max_validation_examples": (_at_least(1), "none or a positive integer"),
 }
 

@@ -201,7 +201,7 @@ def test_dataset_options_carry_every_pipeline_field():
     # Every DataConfig field reaches either make_dataset or the trainer.
     elsewhere = {
         "dataset", "data_dir", "manual_dir", "train_split", "validation_split",
-        "max_validation_examples",
+        "max_validation_examples", "loader_workers",
     }
     fields = {field.name for field in dataclasses.fields(DataConfig)}
     assert fields == set(options) | elsewhere

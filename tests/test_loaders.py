@@ -244,6 +244,20 @@ def test_py_dataset_serves_the_loader_batches(array_build):
         x1, y1 = batches[number]
         np.testing.assert_array_equal(x1, x)
         np.testing.assert_array_equal(y1["label"], y["label"])
+    # As `fit` reads it, with the trainer's worker threads: the same batches, in order.
+    from keras.src.trainers.data_adapters import get_data_adapter
+
+    from ffseg.config import DataConfig
+    from ffseg.training.trainer import loader_threads
+
+    assert loader_threads(DataConfig(loader_workers=3)) == 3
+    assert 1 <= loader_threads(DataConfig()) <= 8
+    adapter = get_data_adapter(as_py_dataset(ArrayLoader(builder, "train", **args), workers=3))
+    stream = adapter.get_numpy_iterator()
+    for x, y in direct:
+        x1, y1 = next(stream)
+        np.testing.assert_array_equal(x1, x)
+        np.testing.assert_array_equal(y1["label"], y["label"])
     evaluation = ArrayLoader(builder, "test", image_size=71, batch_size=5, training=False)
     assert as_py_dataset(evaluation).num_batches == len(evaluation) == 5
     assert as_py_dataset(evaluation, batches=2).num_batches == 2

@@ -175,10 +175,17 @@ class Datasets:
             loader = arrays.ArrayLoader(
                 self.builder, split, training=True, skip=skip, **self.options
             )
-            return arrays.as_py_dataset(loader)
+            return arrays.as_py_dataset(loader, workers=loader_threads(self.config.data))
         from ffseg.data import pipeline as data_lib
 
         return data_lib.make_dataset(self.builder, split, training=True, skip=skip, **self.options)
+
+
+def loader_threads(data_config) -> int:
+    """The threads of the TensorFlow-free loader: `data.loader_workers`, 0 for one per core."""
+    if data_config.loader_workers:
+        return int(data_config.loader_workers)
+    return max(1, min(8, os.cpu_count() or 1))
 
 
 class _FirstBatches:
