@@ -260,38 +260,26 @@ def _ffpp(quality: str, num_classes: int, methods=None) -> ExperimentConfig:
     )
 
 
-EXPERIMENTS: typing.Dict[str, ExperimentConfig] = {
-    # Runs on 2 CPU cores in a few minutes: the README's main job. Small input,
-    # random init (no download), few steps, on the embedded sample dataset.
-    "sample": ExperimentConfig(
-        model=ModelConfig(image_size=96, backbone_weights=None, batch_norm_momentum=0.9),
-        data=DataConfig(dataset="ffpp/sample", shuffle_buffer=256, deterministic=True),
-        train=TrainConfig(
-            batch_size=8,
-            learning_rate=1e-3,
-            semantic_epochs=3,
-            full_epochs=9,
-            steps_per_epoch=None,
-        ),
+# Runs on 2 CPU cores in a few minutes: the README's main job. Small input,
+# random init (no download), few steps, on the embedded sample dataset.
+_SAMPLE = ExperimentConfig(
+    model=ModelConfig(image_size=96, backbone_weights=None, batch_norm_momentum=0.9),
+    data=DataConfig(dataset="ffpp/sample", shuffle_buffer=256, deterministic=True),
+    train=TrainConfig(
+        batch_size=8,
+        learning_rate=1e-3,
+        semantic_epochs=3,
+        full_epochs=9,
+        steps_per_epoch=None,
     ),
+)
+
+EXPERIMENTS: typing.Dict[str, ExperimentConfig] = {
+    "sample": _SAMPLE,
     # The sample's real faces only, and self-blended pseudo-fakes of them:
     # the sample's four imitation methods are never seen in training.
-    "sample_sbi": ExperimentConfig(
-        model=ModelConfig(image_size=96, backbone_weights=None, batch_norm_momentum=0.9),
-        data=DataConfig(
-            dataset="ffpp/sample",
-            shuffle_buffer=256,
-            deterministic=True,
-            pseudo_fakes=0.5,
-            stored_fakes=False,
-        ),
-        train=TrainConfig(
-            batch_size=8,
-            learning_rate=1e-3,
-            semantic_epochs=3,
-            full_epochs=9,
-            steps_per_epoch=None,
-        ),
+    "sample_sbi": dataclasses.replace(
+        _SAMPLE, data=dataclasses.replace(_SAMPLE.data, pseudo_fakes=0.5, stored_fakes=False)
     ),
     "ffpp_c23": _ffpp("c23", 2),
     # FF++ c23 real faces and their pseudo-fakes, 1:1: evaluated on the four

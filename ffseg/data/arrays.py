@@ -46,10 +46,11 @@ def _requested_methods(methods) -> tuple:
 
 
 def loader_options(data_config) -> dict:
-    """`ArrayLoader` keyword arguments from an experiment's `DataConfig`.
+    """`ArrayLoader` (and `make_dataset`) keyword arguments from an experiment's `DataConfig`.
 
-    The same fields as `ffseg.data.pipeline.dataset_options` (a test keeps
-    the two equal), without importing TensorFlow.
+    The one mapping from `ffseg.config` to both loaders (`ffseg.data.pipeline`
+    re-exports it as `dataset_options`), so a field added to `DataConfig`
+    reaches every dataset built from it; it imports no TensorFlow.
     """
     return dict(
         flip=data_config.flip,
@@ -64,17 +65,13 @@ def loader_options(data_config) -> dict:
     )
 
 
-def check_methods(builder, methods=None) -> None:
-    """Stops a run whose build lacks a method it asks for, naming it.
+def dataset_methods(builder) -> tuple:
+    """The FF++ methods whose fakes a built dataset holds, in FF++'s order.
 
-    As `ffseg.data.pipeline.check_methods`, from the methods the build
-    records in its metadata (builds that record none hold all four).
-
-    Raises:
-        FileError: one line naming the build folder and the absent method(s).
-        ValueError: `methods` names no FF++ method.
+    Read from `builder.info.metadata["methods"]` (or `["methods_absent"]`),
+    which the builders record; builds of earlier versions record neither
+    and hold all four.
     """
-    requested = _requested_methods(methods)
     metadata = builder.info.metadata or {}
     if metadata.get("methods") is not None:
         present = set(metadata["methods"])
@@ -82,14 +79,32 @@ def check_methods(builder, methods=None) -> None:
         present = set(METHODS) - set(metadata["methods_absent"])
     else:
         present = set(METHODS)
+    return tuple(method for method in METHODS if method in present)
+
+
+def check_methods(builder, methods=None) -> None:
+    """Stops a run whose dataset lacks a method it asks for, naming it.
+
+    Call it before training (`methods` as in `DataConfig.methods`; None asks
+    for all four): a model trained without a method it was meant to see
+    would be reported as if it had. Both loaders use this one check
+    (`ffseg.data.pipeline` re-exports it).
+
+    Raises:
+        FileError: one line naming the dataset folder, the absent method(s)
+            and the methods it holds.
+        ValueError: `methods` names no FF++ method.
+    """
+    requested = _requested_methods(methods)
+    present = dataset_methods(builder)
     absent = [method for method in requested if method not in present]
     if absent:
-        held = [method for method in METHODS if method in present]
         raise FileError(
             builder.data_dir,
             f"{builder.info.full_name} holds no {', '.join(absent)} fakes (it was built with "
-            f"{', '.join(held) or 'no method'}): train on what it holds with "
-            f"--set data.methods={','.join(held)}",
+            f"{', '.join(present) or 'no method'}): build it with the FF++ folders of "
+            f"{', '.join(absent)}, or train on what it holds with "
+            f"--set data.methods={','.join(present)}",
         )
 
 

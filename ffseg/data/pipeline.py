@@ -44,8 +44,14 @@ import threading
 import numpy as np
 import tensorflow as tf
 
-from ffseg.constants import CLASS_NAMES, METHODS, PSEUDO_FAKE_METHOD
+from ffseg.constants import CLASS_NAMES, PSEUDO_FAKE_METHOD
 from ffseg.constants import CROP_SIZE as STORED_SIZE
+from ffseg.data.arrays import (  # noqa: F401  (one definition for both loaders)
+    _requested_methods,
+    check_methods,
+    dataset_methods,
+)
+from ffseg.data.arrays import loader_options as dataset_options  # noqa: F401
 from ffseg.data.augment import flip_decision, stream_choice, tensorflow_ops
 from ffseg.errors import FileError
 
@@ -105,58 +111,6 @@ def earlier_build(builder):
     if not versions:
         return None
     return tfds.builder_from_directory(str(max(versions)[1]))
-
-
-def dataset_methods(builder) -> tuple:
-    """The FF++ methods whose fakes a built dataset holds, in FF++'s order.
-
-    Read from `builder.info.metadata["methods"]` (or `["methods_absent"]`),
-    which the builders record; builds of earlier versions record neither
-    and hold all four.
-    """
-    metadata = builder.info.metadata or {}
-    if metadata.get("methods") is not None:
-        present = set(metadata["methods"])
-    elif metadata.get("methods_absent") is not None:
-        present = set(METHODS) - set(metadata["methods_absent"])
-    else:
-        present = set(METHODS)
-    return tuple(method for method in METHODS if method in present)
-
-
-def _requested_methods(methods) -> tuple:
-    if methods is None:
-        return METHODS
-    methods = (methods,) if isinstance(methods, str) else tuple(methods)
-    unknown = [method for method in methods if method not in METHODS]
-    if unknown or not methods:
-        raise ValueError(f"methods must be among {METHODS}, at least one; got {methods}")
-    return methods
-
-
-def check_methods(builder, methods=None) -> None:
-    """Stops a run whose dataset lacks a method it asks for, naming it.
-
-    Call it before training (`methods` as in `DataConfig.methods`; None asks
-    for all four): a model trained without a method it was meant to see
-    would be reported as if it had.
-
-    Raises:
-        FileError: one line naming the dataset folder, the absent method(s)
-            and the methods it holds.
-        ValueError: `methods` names no FF++ method.
-    """
-    requested = _requested_methods(methods)
-    present = dataset_methods(builder)
-    absent = [method for method in requested if method not in present]
-    if absent:
-        raise FileError(
-            builder.data_dir,
-            f"{builder.info.full_name} holds no {', '.join(absent)} fakes (it was built with "
-            f"{', '.join(present) or 'no method'}): build it with the FF++ folders of "
-            f"{', '.join(absent)}, or train on what it holds with "
-            f"--set data.methods={','.join(present)}",
-        )
 
 
 def _build_sigma(builder):
@@ -491,25 +445,6 @@ def _pseudo_fake_in_graph(example, has_landmarks, seed, index, sigma):
     noise = tf.ensure_shape(noise, [STORED_SIZE, STORED_SIZE, 1])
     fake = tf.constant(1, tf.int64)
     return image, mask, noise, fake, tf.constant(PSEUDO_FAKE_METHOD, tf.int64)
-
-
-def dataset_options(data_config) -> dict:
-    """`make_dataset` keyword arguments from an experiment's `DataConfig`.
-
-    The one mapping from `ffseg.config` to the input pipeline, so a field
-    added to `DataConfig` reaches every dataset built from it.
-    """
-    return dict(
-        flip=data_config.flip,
-        shuffle_buffer=data_config.shuffle_buffer,
-        deterministic=data_config.deterministic,
-        seed=data_config.seed,
-        methods=data_config.methods,
-        balance=data_config.balance,
-        noise_sigma=data_config.noise_sigma,
-        pseudo_fakes=data_config.pseudo_fakes,
-        stored_fakes=data_config.stored_fakes,
-    )
 
 
 def make_dataset(
