@@ -8,19 +8,15 @@ must agree within 1e-4 across the two backends.
 """
 
 import json
-import os
-import subprocess
-import sys
 import textwrap
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from ffseg.signal import faces
 from tests import media
+from tests.scripts import run_python
 
-REPOSITORY = Path(__file__).resolve().parents[1]
 SIZE = 71
 TOLERANCE = 1e-4
 
@@ -69,23 +65,12 @@ def save_outputs(outputs, path):
 
 
 def _run(script, backend, **names):
-    environment = dict(os.environ)
-    environment.update(
-        KERAS_BACKEND=backend,
-        TF_CPP_MIN_LOG_LEVEL="2",
-        PYTHONPATH=os.pathsep.join(filter(None, [str(REPOSITORY), os.environ.get("PYTHONPATH")])),
-    )
     assignments = "".join(f"{key} = {json.dumps(value)}\n" for key, value in names.items())
     code = (
         f"BACKEND = {backend!r}\n" + assignments + textwrap.dedent(COMMON) + textwrap.dedent(script)
     )
-    completed = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=REPOSITORY,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=600,
+    completed = run_python(
+        code, env={"KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "2"}, timeout=600
     )
     assert completed.returncode == 0, completed.stderr[-4000:]
 

@@ -6,15 +6,11 @@ logical devices before its first op, and the Keras backend is fixed at import.
 
 import json
 import math
-import os
-import subprocess
-import sys
 import textwrap
-from pathlib import Path
 
 import pytest
 
-REPOSITORY = Path(__file__).resolve().parents[1]
+from tests.scripts import run_python
 
 COMMON = """
 import numpy as np
@@ -93,20 +89,9 @@ print("RESULT " + json.dumps({name: values[-1] for name, values in history.items
 
 
 def _run(script, backend, timeout=420):
-    environment = dict(os.environ)
-    environment.update(
-        KERAS_BACKEND=backend,
-        TF_CPP_MIN_LOG_LEVEL="2",
-        PYTHONPATH=os.pathsep.join(filter(None, [str(REPOSITORY), os.environ.get("PYTHONPATH")])),
-    )
     code = "import json\n" + textwrap.dedent(COMMON) + textwrap.dedent(script)
-    completed = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=REPOSITORY,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
+    completed = run_python(
+        code, env={"KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "2"}, timeout=timeout
     )
     assert completed.returncode == 0, completed.stderr[-4000:]
     (line,) = [line for line in completed.stdout.splitlines() if line.startswith("RESULT ")]

@@ -10,10 +10,7 @@ seed.
 
 import json
 import os
-import subprocess
-import sys
 import textwrap
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,8 +18,7 @@ import pytest
 from ffseg.data import augment
 from ffseg.data.arrays import ArrayLoader, as_py_dataset, find_build, open_build
 from ffseg.errors import FileError
-
-REPOSITORY = Path(__file__).resolve().parents[1]
+from tests.scripts import run_python
 
 # Makes `import tensorflow` fail in a process, as if it were not installed
 # (`importlib.util.find_spec` still answers, as for a broken install).
@@ -289,14 +285,7 @@ def test_array_loader_needs_no_tensorflow(array_build):
         assert not [name for name in sys.modules if name.split(".")[0] == "tensorflow"]
         print("OK")
     """)
-    environment = dict(os.environ)
-    environment["PYTHONPATH"] = os.pathsep.join(
-        filter(None, [str(REPOSITORY), os.environ.get("PYTHONPATH")])
-    )
-    completed = subprocess.run(
-        [sys.executable, "-c", code], cwd=REPOSITORY, env=environment,
-        capture_output=True, text=True, timeout=300,
-    )
+    completed = run_python(code, timeout=300)
     assert completed.returncode == 0, completed.stderr[-3000:]
     assert completed.stdout.strip().endswith("OK")
 
@@ -363,14 +352,7 @@ def _train_under_jax(data_dir, model_dir, scores=None, extra=()):
             SCORES=str(scores) if scores else None, ARGS=TRAIN_ARGS + list(extra),
         ).items()
     ) + textwrap.dedent(JAX_TRAIN)
-    environment = dict(os.environ, KERAS_BACKEND="jax")
-    environment["PYTHONPATH"] = os.pathsep.join(
-        filter(None, [str(REPOSITORY), os.environ.get("PYTHONPATH")])
-    )
-    completed = subprocess.run(
-        [sys.executable, "-c", code], cwd=REPOSITORY, env=environment,
-        capture_output=True, text=True, timeout=900,
-    )
+    completed = run_python(code, env={"KERAS_BACKEND": "jax"}, timeout=900)
     assert completed.returncode == 0, completed.stderr[-3000:]
     assert completed.stdout.strip().endswith("OK")
     return completed.stderr
